@@ -1,0 +1,39 @@
+#pragma once
+
+#include "engine/core/WeightView.h"
+
+#include <cstdint>
+
+namespace sage::cpu {
+
+class ThreadPool;
+
+enum class Isa { Scalar, Avx2, Avx512 };
+
+const char* isaName(Isa isa);
+// The best instruction set this CPU supports (checked at run time with cpuid).
+Isa detectedIsa();
+// The instruction set the kernels currently use: detectedIsa() unless forced lower.
+Isa activeIsa();
+// Forces kernels to use at most `isa` (tests compare every path against the scalar one).
+// A request above detectedIsa() is clamped to it. Not thread-safe against running kernels.
+void setMaxIsa(Isa isa);
+
+// y[T, R] = x[T, K] . W[R, K]^T, i.e. y[t, r] = sum_k x[t, k] * W(r, k).
+// x: f32 row-major [T, K] (K = w.cols); y: f32 row-major [T, R] (R = w.rows), overwritten.
+// W is read in its stored dtype (F32, F16, BF16) and converted on the fly. Accumulation in f32.
+// Parallel over rows of W (and over blocks of T for large T) on `pool`.
+void matmul(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, float* y);
+
+// y[T, D] = x[t, :] * rsqrt(mean(x[t, :]^2) + eps) * weight[:]; weight is a 1-D view with D entries.
+// y may alias x.
+void rmsnorm(const float* x, int64_t T, int64_t D, const WeightView& weight, float eps, float* y);
+
+// dst[0..w.cols) = row r of w as f32.
+void convertRow(const WeightView& w, int64_t r, float* dst);
+
+float dot(const float* a, const float* b, int64_t n);
+// y[i] += a * x[i]
+void axpy(float a, const float* x, float* y, int64_t n);
+
+} // namespace sage::cpu

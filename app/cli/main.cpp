@@ -1,9 +1,338 @@
+// sage-cli: the headless front end of the SAGE Workbench engine (info, generate, score).
+#include "CliOptions.h"
+
+#include "engine/core/SageError.h"
 #include "engine/core/Version.h"
+#include "engine/cpu/Kernels.h"
+#include "engine/cpu/ThreadPool.h"
+#include "engine/model/Model.h"
+#include "engine/runtime/Generator.h"
+#include "engine/runtime/InferenceSession.h"
+#include "engine/tokenizer/Tokenizer.h"
 
+#include <atomic>
+#include <charconv>
+#include <cmath>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
 
-int main()
+using namespace sage;
+using sage::cli::CliOptions;
+using sage::cli::UsageError;
+
+namespace {
+
+std::atomic<bool> g_cancel{false};
+
+extern "C" void onInterrupt(int)
 {
-    std::printf("sage-cli %s\n", sage::engineVersion());
+    // First Ctrl-C stops generation cleanly (the partial output is kept); a second one exits at once.
+    if (g_cancel.exchange(true)) std::_Exit(130);
+}
+
+const char* kUsage = R"(sage-cli - the SAGE Workbench engine from the command line
+
+Usage:
+  sage-cli info     [--model DIR] [--format text|json]
+  sage-cli generate [--model DIR] (--prompt TEXT | --tokens 1,2,3) [--max-tokens N] [--temperature T]
+                    [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S]
+                    [--stop STRING ...] [--threads N] [--max-loops N] [--format text|json]
+  sage-cli score    [--model DIR] (--tokens 1,2,3 | --text TEXT | --text-file FILE) [--max-loops N]
+                    [--threads N] [--no-logits] --format json
+  sage-cli version
+
+--model defaults to $SAGE_MODEL, else the bundled model. --temperature 0 (the default) is greedy decoding.
+--max-loops 1 exits after loop 1 (the final norm and head are applied to loop 1's output).
+)";
+
+std::filesystem::path modelDir(const CliOptions& o)
+{
+    if (auto m = o.value("model")) return *m;
+    if (const char* env = std::getenv("SAGE_MODEL"); env && *env) return env;
+    return SAGE_DEFAULT_MODEL_DIR;
+}
+
+std::string formatBytes(double b)
+{
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (b >= 1024 && u < 4) {
+        b /= 1024;
+        ++u;
+    }
+    char buf[64];
+    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", b, units[u]);
+    return buf;
+}
+
+std::string readFile(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw SageError(path + ": cannot be opened for reading");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::vector<int32_t> toIds(const std::vector<int>& v)
+{
+    return std::vector<int32_t>(v.begin(), v.end());
+}
+
+const Tokenizer& requireTokenizer(const Model& model, const char* what)
+{
+    if (!model.tokenizer())
+        throw SageError(model.folder().string() + ": has no tokenizer.model, so " + what +
+                        " cannot be used; pass token ids with --tokens");
+    return *model.tokenizer();
+}
+
+int cmdInfo(const CliOptions& o)
+{
+    auto model = Model::load(modelDir(o));
+    const ModelConfig& c = model->config();
+    const double kvPerToken = double(c.numHiddenLayers) * 2 * c.numKeyValueHeads * c.headDim * sizeof(float);
+    const double ringBytes = double(c.loopNum - 1) * c.numHiddenLayers * 2 * c.loopWindowSize * c.numKeyValueHeads *
+                             c.headDim * sizeof(float);
+    const int64_t ctx = c.maxPositionEmbeddings;
+    const double weights = double(model->weightBytes());
+    if (o.string("format", "text") == "json") {
+        nlohmann::json j;
+        j["folder"] = model->folder().string();
+        j["architecture"] = c.architectureName();
+        j["model_type"] = c.modelType;
+        j["parameters"] = c.parameterCount();
+        j["dtype"] = model->weightDtypeSummary();
+        j["weight_bytes"] = model->weightBytes();
+        j["kv_cache_bytes_per_token"] = kvPerToken;
+        j["loop_ring_bytes"] = ringBytes;
+        j["memory_bytes_at_max_context"] = weights + ringBytes + kvPerToken * double(ctx);
+        j["layers"] = c.numHiddenLayers;
+        j["hidden_size"] = c.hiddenSize;
+        j["heads"] = c.numAttentionHeads;
+        j["kv_heads"] = c.numKeyValueHeads;
+        j["head_dim"] = c.headDim;
+        j["vocab_size"] = c.vocabSize;
+        j["loop_num"] = c.loopNum;
+        j["loop_window_size"] = c.loopWindowSize;
+        j["num_experts"] = c.numExperts;
+        j["num_experts_per_tok"] = c.numExpertsPerTok;
+        j["max_position_embeddings"] = ctx;
+        j["tokenizer"] = model->tokenizer() != nullptr;
+        j["cpu_isa"] = cpu::isaName(cpu::activeIsa());
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::printf("Model folder      %s\n", model->folder().string().c_str());
+    std::printf("Architecture      %s (model_type %s)\n", c.architectureName().c_str(), c.modelType.c_str());
+    std::printf("Parameters        %lld (%.3f B)\n", (long long)c.parameterCount(), double(c.parameterCount()) / 1e9);
+    std::printf("Weights           %s, %s in %zu file(s), memory-mapped\n", model->weightDtypeSummary().c_str(),
+                formatBytes(weights).c_str(), model->tensors().fileCount());
+    std::printf("Layers            %lld, hidden %lld, heads %lld (KV %lld, head_dim %lld), vocab %lld\n",
+                (long long)c.numHiddenLayers, (long long)c.hiddenSize, (long long)c.numAttentionHeads,
+                (long long)c.numKeyValueHeads, (long long)c.headDim, (long long)c.vocabSize);
+    std::printf("Loops             %lld (window %lld)\n", (long long)c.loopNum, (long long)c.loopWindowSize);
+    if (c.numExperts > 0)
+        std::printf("Experts           %lld, top-%lld, moe_intermediate %lld, shared expert %lld%s\n",
+                    (long long)c.numExperts, (long long)c.numExpertsPerTok, (long long)c.moeIntermediateSize,
+                    (long long)c.sharedExpertIntermediateSize, c.normTopkProb ? ", top-k renormalised" : "");
+    else
+        std::printf("Feed-forward      dense SwiGLU, intermediate %lld\n", (long long)c.intermediateSize);
+    if (c.hasMchKey) std::printf("MCH heads         %zu designated\n", c.mchHeads.size());
+    std::printf("Context           %lld tokens (RoPE theta %g%s)\n", (long long)ctx, c.ropeTheta,
+                c.ropeScaling.type.empty() ? "" : (", " + c.ropeScaling.type + " scaling").c_str());
+    std::printf("KV cache (CPU)    %s per token + %s loop-window rings\n", formatBytes(kvPerToken).c_str(),
+                formatBytes(ringBytes).c_str());
+    std::printf("Memory needed     %s at 4096 tokens, %s at the full context\n",
+                formatBytes(weights + ringBytes + kvPerToken * 4096).c_str(),
+                formatBytes(weights + ringBytes + kvPerToken * double(ctx)).c_str());
+    std::printf("Tokenizer         %s\n", model->tokenizer() ? "tokenizer.model" : "missing (token ids only)");
+    std::printf("CPU kernels       %s\n", cpu::isaName(cpu::activeIsa()));
     return 0;
+}
+
+SessionOptions sessionOptions(const CliOptions& o, const Model& m)
+{
+    SessionOptions s;
+    s.maxLoops = o.integer("max-loops", 0, 0, m.config().loopNum);
+    return s;
+}
+
+int threadCount(const CliOptions& o)
+{
+    return int(o.integer("threads", 0, 0, 1024));
+}
+
+int cmdGenerate(const CliOptions& o)
+{
+    if (o.has("prompt") == o.has("tokens")) throw UsageError{"generate needs exactly one of --prompt or --tokens"};
+    const std::string format = o.string("format", "text");
+    if (format != "text" && format != "json") throw UsageError{"--format must be text or json"};
+    auto model = Model::load(modelDir(o));
+    GenerationRequest req;
+    if (auto p = o.value("prompt")) req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
+    else req.prompt = toIds(cli::parseIdList(*o.value("tokens"), "tokens"));
+    if (req.prompt.empty()) throw SageError("the prompt is empty; give a prompt text or token ids");
+    req.maxNewTokens = o.integer("max-tokens", 64, 0, 1 << 30);
+    req.sampling.temperature = o.number("temperature", 0.0, 0.0, 100.0);
+    req.sampling.topK = o.integer("top-k", 0, 0, 1 << 30);
+    req.sampling.topP = o.number("top-p", 1.0, 1e-9, 1.0);
+    req.sampling.minP = o.number("min-p", 0.0, 0.0, 1.0);
+    req.sampling.repetitionPenalty = o.number("repetition-penalty", 1.0, 1e-6, 100.0);
+    req.sampling.seed = uint64_t(o.integer("seed", 0, 0, std::numeric_limits<long long>::max()));
+    req.stopStrings = o.values("stop");
+    req.eosTokenIds = model->eosTokenIds();
+
+    cpu::ThreadPool pool(threadCount(o));
+    InferenceSession session(*model, pool, sessionOptions(o, *model));
+    const bool text = format == "text";
+    const bool haveTok = model->tokenizer() != nullptr;
+    std::signal(SIGINT, onInterrupt);
+    const GenerationResult r = generate(session, model->tokenizer(), req,
+                                        [&](int64_t, const TokenChoice& c, const std::string& delta) {
+                                            if (!text) return;
+                                            if (haveTok) std::fwrite(delta.data(), 1, delta.size(), stdout);
+                                            else std::printf("%d ", c.token);
+                                            std::fflush(stdout);
+                                        },
+                                        &g_cancel);
+    std::signal(SIGINT, SIG_DFL);
+    const double decodeTokens = double(std::max<size_t>(r.steps.size(), 1) - 1);
+    if (text) {
+        std::printf("\n");
+        std::fprintf(stderr, "[%zu tokens, stop: %s; prefill %lld tokens %.1f tok/s; decode %.1f tok/s]\n",
+                     r.steps.size(), stopReasonName(r.reason), (long long)r.promptTokens,
+                     r.prefillSeconds > 0 ? double(r.promptTokens) / r.prefillSeconds : 0.0,
+                     r.decodeSeconds > 0 ? decodeTokens / r.decodeSeconds : 0.0);
+    } else {
+        nlohmann::json j;
+        j["prompt_tokens"] = req.prompt;
+        j["tokens"] = r.tokens();
+        j["text"] = r.text;
+        j["stop_reason"] = stopReasonName(r.reason);
+        nlohmann::json steps = nlohmann::json::array();
+        for (const TokenChoice& c : r.steps) {
+            nlohmann::json alts = nlohmann::json::array();
+            for (auto [id, p] : c.alternatives) alts.push_back({{"token", id}, {"p", p}});
+            steps.push_back({{"token", c.token}, {"p", c.probability}, {"entropy", c.entropy}, {"margin", c.margin},
+                             {"alternatives", alts}});
+        }
+        j["steps"] = steps;
+        j["prefill_seconds"] = r.prefillSeconds;
+        j["decode_seconds"] = r.decodeSeconds;
+        std::cout << j.dump() << "\n";
+    }
+    return r.reason == StopReason::Cancelled ? 130 : 0;
+}
+
+void appendFloat(std::string& out, float v)
+{
+    if (!std::isfinite(v)) { // JSON has no NaN/Inf; null keeps the array shape
+        out += "null";
+        return;
+    }
+    char buf[32];
+    auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v); // shortest text that reads back to the same float
+    (void)ec;
+    out.append(buf, ptr);
+}
+
+int cmdScore(const CliOptions& o)
+{
+    const int inputs = int(o.has("tokens")) + int(o.has("text")) + int(o.has("text-file"));
+    if (inputs != 1) throw UsageError{"score needs exactly one of --tokens, --text or --text-file"};
+    if (o.string("format", "json") != "json") throw UsageError{"score supports --format json only"};
+    auto model = Model::load(modelDir(o));
+    std::vector<int32_t> ids;
+    if (auto t = o.value("tokens")) ids = toIds(cli::parseIdList(*t, "tokens"));
+    else if (auto t = o.value("text")) ids = requireTokenizer(*model, "--text").encode(*t);
+    else ids = requireTokenizer(*model, "--text-file").encode(readFile(*o.value("text-file")));
+    if (ids.empty()) throw SageError("nothing to score: the input encodes to no tokens");
+
+    cpu::ThreadPool pool(threadCount(o));
+    InferenceSession session(*model, pool, sessionOptions(o, *model));
+    std::vector<float> logits; // [T, V]
+    session.forward(ids, true, logits);
+    const int64_t V = model->config().vocabSize, T = int64_t(ids.size());
+    double nllSum = 0;
+    for (int64_t t = 0; t + 1 < T; ++t) {
+        const float* row = logits.data() + t * V;
+        double mx = row[0];
+        for (int64_t v = 1; v < V; ++v) mx = std::max(mx, double(row[v]));
+        double sum = 0;
+        for (int64_t v = 0; v < V; ++v) sum += std::exp(double(row[v]) - mx);
+        nllSum -= double(row[ids[size_t(t + 1)]]) - mx - std::log(sum);
+    }
+    const double nll = T > 1 ? nllSum / double(T - 1) : 0.0;
+
+    std::string out = "{\"tokens\":[";
+    for (int64_t t = 0; t < T; ++t) out += (t ? "," : "") + std::to_string(ids[size_t(t)]);
+    out += "]";
+    if (!o.has("no-logits")) {
+        out += ",\"logits\":[";
+        for (int64_t t = 0; t < T; ++t) {
+            out += t ? ",[" : "[";
+            for (int64_t v = 0; v < V; ++v) {
+                if (v) out += ',';
+                appendFloat(out, logits[size_t(t * V + v)]);
+            }
+            out += "]";
+        }
+        out += "]";
+    }
+    char tail[128];
+    std::snprintf(tail, sizeof tail, ",\"nll\":%.17g,\"perplexity\":%.17g,\"loops\":%lld}\n", nll, std::exp(nll),
+                  (long long)session.loops());
+    out += tail;
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+        std::fputs(kUsage, args.empty() ? stderr : stdout);
+        return args.empty() ? 2 : 0;
+    }
+    const std::string cmd = args[0];
+    args.erase(args.begin());
+    try {
+        if (cmd == "version") {
+            std::printf("sage-cli %s\n", engineVersion());
+            return 0;
+        }
+        if (cmd == "info") return cmdInfo(CliOptions(args, {"model", "format"}, {}));
+        if (cmd == "generate")
+            return cmdGenerate(CliOptions(args,
+                                          {"model", "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p",
+                                           "min-p", "repetition-penalty", "seed", "threads", "max-loops", "format"},
+                                          {}, {"stop"}));
+        if (cmd == "score")
+            return cmdScore(CliOptions(args, {"model", "tokens", "text", "text-file", "max-loops", "threads", "format"},
+                                       {"no-logits"}));
+        throw UsageError{"unknown command '" + cmd + "'; commands: info, generate, score, version (see sage-cli --help)"};
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "sage-cli: %s\n", e.message.c_str());
+        return 2;
+    } catch (const SageError& e) {
+        std::fprintf(stderr, "sage-cli: error: %s\n", e.what());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "sage-cli: error: out of memory; use a smaller model or a shorter input\n");
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "sage-cli: error: %s\n", e.what());
+        return 1;
+    }
 }

@@ -1,0 +1,91 @@
+#pragma once
+
+#include "engine/core/WeightView.h"
+#include "engine/model/ModelConfig.h"
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sage {
+
+class TensorStore;
+class Tokenizer;
+
+// One SwiGLU block: down(silu(gate(x)) * up(x)).
+struct SwiGluWeights {
+    WeightView gate; // [F, D]
+    WeightView up;   // [F, D]
+    WeightView down; // [D, F]
+};
+
+struct LayerWeights {
+    WeightView inputNorm; // [1, D]
+    WeightView postNorm;  // [1, D]
+    WeightView q;         // [H*hd, D]
+    WeightView k;         // [KV*hd, D]
+    WeightView v;         // [KV*hd, D]
+    WeightView o;         // [D, H*hd]
+    WeightView loopGate;     // [H, hd]   (loop_num > 1 only)
+    WeightView loopGateBias; // [1, H]    (loop_num > 1 only)
+
+    bool moe = false;
+    SwiGluWeights mlp;                // dense layers
+    WeightView router;                // [E, D]
+    std::vector<SwiGluWeights> experts; // E entries
+    bool hasSharedExpert = false;
+    SwiGluWeights sharedExpert;
+    WeightView sharedExpertGate;      // [1, D]
+};
+
+// A loaded checkpoint: validated config, memory-mapped weights bound per layer, optional tokenizer.
+// Immutable after load, so any number of sessions (threads) may share it.
+class Model
+{
+public:
+    ~Model();
+    Model(const Model&) = delete;
+    Model& operator=(const Model&) = delete;
+
+    // Loads config.json, generation_config.json, the weights and (if present) the tokenizer from `dir`.
+    // Throws SageError naming the file, tensor and the expected vs found shape when anything disagrees.
+    static std::unique_ptr<Model> load(const std::filesystem::path& dir);
+
+    const ModelConfig& config() const { return m_config; }
+    const GenerationConfig& generationConfig() const { return m_generationConfig; }
+    const std::filesystem::path& folder() const { return m_folder; }
+    // nullptr when the folder has no tokenizer.model; token-id input still works.
+    const Tokenizer* tokenizer() const { return m_tokenizer.get(); }
+    const TensorStore& tensors() const { return *m_store; }
+
+    const WeightView& embedTokens() const { return m_embed; } // [V, D]
+    const WeightView& finalNorm() const { return m_finalNorm; } // [1, D]
+    const WeightView& lmHead() const { return m_lmHead; }       // [V, D] (the embedding when tied)
+    const LayerWeights& layer(int64_t i) const { return m_layers[size_t(i)]; }
+
+    // End-of-sequence ids: generation_config.json overrides config.json; the tokenizer's eos is added.
+    const std::vector<int64_t>& eosTokenIds() const { return m_eosIds; }
+    std::optional<int64_t> bosTokenId() const { return m_bosId; }
+
+    uint64_t weightBytes() const;
+    // The stored dtype of most weight bytes ("BF16", "F32", "mixed ..." ).
+    std::string weightDtypeSummary() const;
+
+private:
+    Model() = default;
+    void bindWeights();
+
+    std::filesystem::path m_folder;
+    ModelConfig m_config;
+    GenerationConfig m_generationConfig;
+    std::unique_ptr<TensorStore> m_store;
+    std::unique_ptr<Tokenizer> m_tokenizer;
+    WeightView m_embed, m_finalNorm, m_lmHead;
+    std::vector<LayerWeights> m_layers;
+    std::vector<int64_t> m_eosIds;
+    std::optional<int64_t> m_bosId;
+};
+
+} // namespace sage

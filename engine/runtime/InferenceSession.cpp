@@ -1,0 +1,329 @@
+#include "engine/runtime/InferenceSession.h"
+
+#include "engine/core/SageError.h"
+#include "engine/cpu/Kernels.h"
+#include "engine/cpu/ThreadPool.h"
+#include "engine/model/Model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace sage {
+
+namespace {
+
+inline float sigmoid(float x)
+{
+    return 1.0f / (1.0f + std::exp(-x));
+}
+
+// Softmax of s[0..n) in place, in f32 with max subtraction.
+inline void softmaxInPlace(float* s, int64_t n)
+{
+    float mx = s[0];
+    for (int64_t j = 1; j < n; ++j) mx = std::max(mx, s[j]);
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n; ++j) s[j] *= inv;
+}
+
+} // namespace
+
+InferenceSession::InferenceSession(const Model& model, cpu::ThreadPool& pool, SessionOptions options)
+    : m_model(model), m_pool(pool), m_rope(model.config())
+{
+    const ModelConfig& c = model.config();
+    m_maxContext = options.maxContext > 0 ? std::min(options.maxContext, c.maxPositionEmbeddings)
+                                          : c.maxPositionEmbeddings;
+    m_loops = options.maxLoops > 0 ? std::min(options.maxLoops, c.loopNum) : c.loopNum;
+    m_window = c.loopWindowSize;
+    m_cache.resize(size_t(c.numHiddenLayers));
+    const size_t kvRow = size_t(c.numKeyValueHeads * c.headDim);
+    for (LayerCache& lc : m_cache) {
+        lc.kRing.assign(size_t(m_loops - 1), std::vector<float>(size_t(m_window) * kvRow));
+        lc.vRing.assign(size_t(m_loops - 1), std::vector<float>(size_t(m_window) * kvRow));
+    }
+    m_pendingK.resize(size_t((m_loops - 1) * c.numHiddenLayers));
+    m_pendingV.resize(m_pendingK.size());
+}
+
+InferenceSession::~InferenceSession() = default;
+
+InferenceSession::InferenceSession(const InferenceSession& o)
+    : m_model(o.m_model), m_pool(o.m_pool), m_rope(o.m_rope), m_maxContext(o.m_maxContext), m_loops(o.m_loops),
+      m_window(o.m_window), m_pos(o.m_pos), m_capacity(o.m_capacity), m_tokens(o.m_tokens), m_cache(o.m_cache),
+      m_pendingK(o.m_pendingK.size()), m_pendingV(o.m_pendingV.size())
+{
+}
+
+void InferenceSession::reset()
+{
+    m_pos = 0;
+    m_tokens.clear();
+}
+
+uint64_t InferenceSession::cacheBytes() const
+{
+    uint64_t b = 0;
+    for (const LayerCache& lc : m_cache) {
+        b += (lc.k1.capacity() + lc.v1.capacity()) * sizeof(float);
+        for (const auto& r : lc.kRing) b += r.capacity() * sizeof(float) * 2;
+    }
+    return b;
+}
+
+void InferenceSession::ensureCapacity(int64_t positions)
+{
+    if (positions <= m_capacity) return;
+    // Geometric growth keeps decode amortised O(1) without reserving the whole context up front
+    // (131072 positions of a 40B model would be tens of GB).
+    int64_t cap = std::max<int64_t>(64, m_capacity);
+    while (cap < positions) cap *= 2;
+    cap = std::min(cap, std::max(positions, m_maxContext));
+    const ModelConfig& c = m_model.config();
+    const size_t kvRow = size_t(c.numKeyValueHeads * c.headDim);
+    for (LayerCache& lc : m_cache) {
+        lc.k1.resize(size_t(cap) * kvRow);
+        lc.v1.resize(size_t(cap) * kvRow);
+    }
+    m_capacity = cap;
+}
+
+void InferenceSession::forward(std::span<const int32_t> tokens, bool allPositions, std::vector<float>& logits,
+                               const std::atomic<bool>* cancel)
+{
+    const ModelConfig& c = m_model.config();
+    const int64_t n = int64_t(tokens.size());
+    if (n == 0) throw SageError("no tokens to process: the prompt is empty; give at least one token");
+    for (int32_t t : tokens)
+        if (t < 0 || t >= c.vocabSize)
+            throw SageError("token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                            std::to_string(c.vocabSize) + ")");
+    if (m_pos + n > m_maxContext)
+        throw SageError("sequence of " + std::to_string(m_pos + n) + " tokens exceeds the context of " +
+                        std::to_string(m_maxContext) + " tokens; shorten the prompt or lower --max-tokens");
+
+    const int64_t D = c.hiddenSize, H = c.numAttentionHeads, KV = c.numKeyValueHeads, hd = c.headDim;
+    const int64_t N = c.numHiddenLayers;
+    const int64_t p0 = m_pos;
+    ensureCapacity(p0 + n);
+
+    m_h.resize(size_t(n * D));
+    m_x.resize(size_t(n * D));
+    m_q.resize(size_t(n * H * hd));
+    m_k.resize(size_t(n * KV * hd));
+    m_v.resize(size_t(n * KV * hd));
+    m_attn.resize(size_t(n * H * hd));
+    m_proj.resize(size_t(n * D));
+    m_gate.resize(size_t(n * H));
+    for (int64_t i = 0; i < n; ++i) cpu::convertRow(m_model.embedTokens(), tokens[size_t(i)], m_h.data() + i * D);
+
+    for (int64_t loop = 1; loop <= m_loops; ++loop) {
+        for (int64_t L = 0; L < N; ++L) {
+            if (cancel && cancel->load(std::memory_order_relaxed)) throw CancelledError();
+            const LayerWeights& w = m_model.layer(L);
+            attention(loop, L, w, n, p0);
+            feedForward(w, n);
+        }
+    }
+
+    // Final norm once, after the last loop; the head only for the rows asked for.
+    const int64_t rows = allPositions ? n : 1;
+    const float* hLast = m_h.data() + (n - rows) * D;
+    cpu::rmsnorm(hLast, rows, D, m_model.finalNorm(), float(c.rmsNormEps), m_x.data());
+    logits.resize(size_t(rows * c.vocabSize));
+    cpu::matmul(m_pool, m_x.data(), rows, m_model.lmHead(), logits.data());
+
+    // Commit: the call succeeded, so the new positions become part of the state.
+    const size_t kvRow = size_t(KV * hd);
+    for (int64_t loop = 2; loop <= m_loops; ++loop) {
+        for (int64_t L = 0; L < N; ++L) {
+            const auto& pk = m_pendingK[size_t((loop - 2) * N + L)];
+            const auto& pv = m_pendingV[size_t((loop - 2) * N + L)];
+            LayerCache& lc = m_cache[size_t(L)];
+            for (int64_t i = std::max<int64_t>(0, n - m_window); i < n; ++i) {
+                const size_t slot = size_t((p0 + i) % m_window);
+                std::memcpy(lc.kRing[size_t(loop - 2)].data() + slot * kvRow, pk.data() + size_t(i) * kvRow,
+                            kvRow * sizeof(float));
+                std::memcpy(lc.vRing[size_t(loop - 2)].data() + slot * kvRow, pv.data() + size_t(i) * kvRow,
+                            kvRow * sizeof(float));
+            }
+        }
+    }
+    m_pos += n;
+    m_tokens.insert(m_tokens.end(), tokens.begin(), tokens.end());
+}
+
+void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w, int64_t n, int64_t p0)
+{
+    const ModelConfig& c = m_model.config();
+    const int64_t D = c.hiddenSize, H = c.numAttentionHeads, KV = c.numKeyValueHeads, hd = c.headDim;
+    const int64_t group = H / KV;
+    const int64_t kvRow = KV * hd;
+    const float scale = 1.0f / std::sqrt(float(hd));
+
+    cpu::rmsnorm(m_h.data(), n, D, w.inputNorm, float(c.rmsNormEps), m_x.data());
+    cpu::matmul(m_pool, m_x.data(), n, w.q, m_q.data()); // [n, H*hd]
+    cpu::matmul(m_pool, m_x.data(), n, w.k, m_k.data()); // [n, KV*hd]
+    cpu::matmul(m_pool, m_x.data(), n, w.v, m_v.data()); // [n, KV*hd]
+    for (int64_t i = 0; i < n; ++i) {
+        m_rope.apply(m_q.data() + i * H * hd, H, p0 + i);
+        m_rope.apply(m_k.data() + i * kvRow, KV, p0 + i);
+    }
+
+    LayerCache& lc = m_cache[size_t(L)];
+    const float* k1 = lc.k1.data();
+    const float* v1 = lc.v1.data();
+    const float* pendK = nullptr;
+    const float* pendV = nullptr;
+    const float* ringK = nullptr;
+    const float* ringV = nullptr;
+    if (loop == 1) {
+        // Rows p0.. of the loop-1 cache are written now and become visible to later loops of this call;
+        // they count as committed only when forward() succeeds (m_pos).
+        std::memcpy(lc.k1.data() + p0 * kvRow, m_k.data(), size_t(n * kvRow) * sizeof(float));
+        std::memcpy(lc.v1.data() + p0 * kvRow, m_v.data(), size_t(n * kvRow) * sizeof(float));
+    } else {
+        const size_t idx = size_t((loop - 2) * c.numHiddenLayers + L);
+        m_pendingK[idx].assign(m_k.begin(), m_k.end());
+        m_pendingV[idx].assign(m_v.begin(), m_v.end());
+        pendK = m_pendingK[idx].data();
+        pendV = m_pendingV[idx].data();
+        ringK = lc.kRing[size_t(loop - 2)].data();
+        ringV = lc.vRing[size_t(loop - 2)].data();
+        // Loop gate from the post-RoPE query, before the attention scale.
+        m_gateW.resize(size_t(H * hd));
+        for (int64_t h = 0; h < H; ++h) cpu::convertRow(w.loopGate, h, m_gateW.data() + h * hd);
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t h = 0; h < H; ++h)
+                m_gate[size_t(i * H + h)] = sigmoid(cpu::dot(m_q.data() + (i * H + h) * hd, m_gateW.data() + h * hd, hd) +
+                                                    w.loopGateBias.at(0, h));
+    }
+
+    const int64_t W = m_window;
+    m_pool.parallelFor(n * H, [&](int64_t begin, int64_t end) {
+        thread_local std::vector<float> scores;
+        thread_local std::vector<float> local;
+        for (int64_t item = begin; item < end; ++item) {
+            const int64_t i = item / H, h = item % H, kvh = h / group;
+            const int64_t p = p0 + i;
+            const float* q = m_q.data() + (i * H + h) * hd;
+            float* out = m_attn.data() + (i * H + h) * hd;
+
+            // Global stream (loop 1: the only stream): causal over loop-1 keys 0..p.
+            scores.resize(size_t(p + 1));
+            for (int64_t j = 0; j <= p; ++j) scores[size_t(j)] = cpu::dot(q, k1 + j * kvRow + kvh * hd, hd) * scale;
+            softmaxInPlace(scores.data(), p + 1);
+            std::fill(out, out + hd, 0.0f);
+            for (int64_t j = 0; j <= p; ++j) cpu::axpy(scores[size_t(j)], v1 + j * kvRow + kvh * hd, out, hd);
+            if (loop == 1) continue;
+
+            // Local stream: this loop's keys at positions p-W+1..p; older ones from the ring, new ones pending.
+            const int64_t first = std::max<int64_t>(0, p - W + 1);
+            const int64_t cnt = p - first + 1;
+            auto keyAt = [&](int64_t j, const float* pend, const float* ring) {
+                return j >= p0 ? pend + (j - p0) * kvRow + kvh * hd : ring + (j % W) * kvRow + kvh * hd;
+            };
+            scores.resize(size_t(cnt));
+            for (int64_t j = first; j <= p; ++j)
+                scores[size_t(j - first)] = cpu::dot(q, keyAt(j, pendK, ringK), hd) * scale;
+            softmaxInPlace(scores.data(), cnt);
+            local.assign(size_t(hd), 0.0f);
+            for (int64_t j = first; j <= p; ++j) cpu::axpy(scores[size_t(j - first)], keyAt(j, pendV, ringV), local.data(), hd);
+            const float g = m_gate[size_t(i * H + h)];
+            for (int64_t d = 0; d < hd; ++d) out[d] = g * out[d] + (1.0f - g) * local[size_t(d)];
+        }
+    });
+
+    cpu::matmul(m_pool, m_attn.data(), n, w.o, m_proj.data()); // [n, D]
+    for (int64_t t = 0; t < n * D; ++t) m_h[size_t(t)] += m_proj[size_t(t)];
+}
+
+void InferenceSession::swiGlu(const SwiGluWeights& w, const float* x, int64_t m, float* out)
+{
+    const int64_t F = w.gate.rows;
+    m_ffnA.resize(size_t(m * F));
+    m_ffnB.resize(size_t(m * F));
+    cpu::matmul(m_pool, x, m, w.gate, m_ffnA.data()); // [m, F]
+    cpu::matmul(m_pool, x, m, w.up, m_ffnB.data());   // [m, F]
+    for (int64_t t = 0; t < m * F; ++t) {
+        const float g = m_ffnA[size_t(t)];
+        m_ffnA[size_t(t)] = g / (1.0f + std::exp(-g)) * m_ffnB[size_t(t)];
+    }
+    cpu::matmul(m_pool, m_ffnA.data(), m, w.down, out); // [m, D]
+}
+
+void InferenceSession::feedForward(const LayerWeights& w, int64_t n)
+{
+    const ModelConfig& c = m_model.config();
+    const int64_t D = c.hiddenSize;
+    cpu::rmsnorm(m_h.data(), n, D, w.postNorm, float(c.rmsNormEps), m_x.data()); // [n, D]
+
+    if (!w.moe) {
+        swiGlu(w.mlp, m_x.data(), n, m_proj.data());
+        for (int64_t t = 0; t < n * D; ++t) m_h[size_t(t)] += m_proj[size_t(t)];
+        return;
+    }
+
+    // Mixture of experts (Qwen2-MoE convention): softmax over all experts, top-k, optional renormalisation.
+    const int64_t E = c.numExperts, K = c.numExpertsPerTok;
+    m_router.resize(size_t(n * E));
+    cpu::matmul(m_pool, m_x.data(), n, w.router, m_router.data()); // [n, E]
+    std::vector<int32_t> chosen(size_t(n * K));  // [n, K] expert ids, most probable first
+    std::vector<float> weight(size_t(n * K));    // [n, K]
+    std::vector<int32_t> order(size_t(E));
+    for (int64_t i = 0; i < n; ++i) {
+        float* p = m_router.data() + i * E;
+        softmaxInPlace(p, E);
+        for (int64_t e = 0; e < E; ++e) order[size_t(e)] = int32_t(e);
+        std::partial_sort(order.begin(), order.begin() + K, order.end(),
+                          [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+        float sum = 0.0f;
+        for (int64_t k = 0; k < K; ++k) sum += p[order[size_t(k)]];
+        for (int64_t k = 0; k < K; ++k) {
+            chosen[size_t(i * K + k)] = order[size_t(k)];
+            weight[size_t(i * K + k)] = c.normTopkProb ? p[order[size_t(k)]] / sum : p[order[size_t(k)]];
+        }
+    }
+
+    std::vector<float> acc(size_t(n * D), 0.0f); // [n, D] sum over chosen experts
+    std::vector<int64_t> rows;
+    std::vector<float> rowWeight;
+    for (int64_t e = 0; e < E; ++e) {
+        rows.clear();
+        rowWeight.clear();
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t k = 0; k < K; ++k)
+                if (chosen[size_t(i * K + k)] == e) {
+                    rows.push_back(i);
+                    rowWeight.push_back(weight[size_t(i * K + k)]);
+                }
+        if (rows.empty()) continue;
+        const int64_t m = int64_t(rows.size());
+        m_ffnIn.resize(size_t(m * D));
+        m_ffnOut.resize(size_t(m * D));
+        for (int64_t r = 0; r < m; ++r)
+            std::memcpy(m_ffnIn.data() + r * D, m_x.data() + rows[size_t(r)] * D, size_t(D) * sizeof(float));
+        swiGlu(w.experts[size_t(e)], m_ffnIn.data(), m, m_ffnOut.data());
+        for (int64_t r = 0; r < m; ++r)
+            cpu::axpy(rowWeight[size_t(r)], m_ffnOut.data() + r * D, acc.data() + rows[size_t(r)] * D, D);
+    }
+    if (w.hasSharedExpert) {
+        m_ffnOut.resize(size_t(n * D));
+        swiGlu(w.sharedExpert, m_x.data(), n, m_ffnOut.data());
+        std::vector<float> gw(size_t(D));
+        cpu::convertRow(w.sharedExpertGate, 0, gw.data());
+        for (int64_t i = 0; i < n; ++i) {
+            const float s = sigmoid(cpu::dot(m_x.data() + i * D, gw.data(), D));
+            cpu::axpy(s, m_ffnOut.data() + i * D, acc.data() + i * D, D);
+        }
+    }
+    for (int64_t t = 0; t < n * D; ++t) m_h[size_t(t)] += acc[size_t(t)];
+}
+
+} // namespace sage

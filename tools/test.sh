@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds and runs every test suite: the dev preset (all tests) and the asan preset (engine tests under
+# AddressSanitizer + UndefinedBehaviorSanitizer). Run from anywhere; uses at most 2 parallel jobs by default.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS="${SAGE_JOBS:-2}"
+export CCACHE_DIR="${CCACHE_DIR:-$PWD/build/.ccache}"
+status=0
+
+echo "== dev preset: build and all tests"
+cmake --preset dev >/dev/null
+cmake --build --preset dev -j "$JOBS"
+ctest --preset dev -j "$JOBS" || status=1
+
+if [ "${SAGE_SKIP_ASAN:-0}" != "1" ]; then
+  echo "== asan preset: build and engine tests under ASan+UBSan"
+  cmake --preset asan >/dev/null
+  cmake --build --preset asan -j "$JOBS"
+  ctest --preset asan -j "$JOBS" -L engine || status=1
+fi
+
+if [ "$status" -ne 0 ]; then echo "Some tests failed."; fi
+exit "$status"

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
 
 namespace sage {
 
@@ -56,79 +55,35 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir)
 void Model::bindWeights()
 {
     const ModelConfig& c = m_config;
-    const int64_t D = c.hiddenSize, H = c.numAttentionHeads, KV = c.numKeyValueHeads, hd = c.headDim;
-    std::set<std::string> used;
-
-    // Looks a tensor up and checks its shape against what config.json implies.
-    auto bind = [&](const std::string& name, std::vector<int64_t> expected) -> WeightView {
-        const TensorInfo* t = m_store->find(name);
-        if (!t)
-            throw SageError(m_folder.string() + ": tensor " + name + " is missing; config.json implies it with shape " +
-                            shapeText(expected) + " (is the config from another model?)");
-        // 1-D weights may be stored as [n] or [1, n].
-        std::vector<int64_t> found = t->shape;
-        if (expected.size() == 1 && found.size() == 2 && found[0] == 1) found.erase(found.begin());
-        if (found != expected)
-            throw SageError(t->file + ": tensor " + name + " has shape " + shapeText(t->shape) + ", config.json implies " +
-                            shapeText(expected) + "; the config and the weights disagree");
-        used.insert(name);
+    // 1. Every tensor the config implies exists with exactly the implied shape. Vectors may be stored as
+    //    [n] or [1, n] and matrices [1, n] as [n]: both layouts occur in published checkpoints.
+    std::map<std::string, WeightView> views;
+    for (const TensorSpec& spec : c.tensorSpecs()) {
+        const TensorInfo* t = m_store->find(spec.name);
+        if (!t) {
+            if (spec.name == "lm_head.weight")
+                throw SageError(m_folder.string() + ": tensor lm_head.weight is missing and config.json has "
+                                                    "tie_word_embeddings false; set it to true if the head is tied");
+            throw SageError(m_folder.string() + ": tensor " + spec.name + " is missing; config.json implies it with shape " +
+                            shapeText(spec.shape) + " (is the config from another model?)");
+        }
+        auto squeeze = [](std::vector<int64_t> s) {
+            if (s.size() == 2 && s[0] == 1) s.erase(s.begin());
+            return s;
+        };
+        if (squeeze(t->shape) != squeeze(spec.shape))
+            throw SageError(t->file + ": tensor " + spec.name + " has shape " + shapeText(t->shape) +
+                            ", config.json implies " + shapeText(spec.shape) + "; the config and the weights disagree");
         WeightView v = t->view();
-        if (expected.size() == 1) {
-            v.rows = 1;
-            v.cols = expected[0];
-        }
-        return v;
-    };
-    auto bindSwiGlu = [&](const std::string& prefix, int64_t F) {
-        return SwiGluWeights{bind(prefix + ".gate_proj.weight", {F, D}), bind(prefix + ".up_proj.weight", {F, D}),
-                             bind(prefix + ".down_proj.weight", {D, F})};
-    };
-
-    m_embed = bind("model.embed_tokens.weight", {c.vocabSize, D});
-    m_finalNorm = bind("model.norm.weight", {D});
-    if (c.tieWordEmbeddings) {
-        m_lmHead = m_embed;
-    } else {
-        if (!m_store->find("lm_head.weight"))
-            throw SageError(m_folder.string() + ": tensor lm_head.weight is missing and config.json has "
-                                                "tie_word_embeddings false; set it to true if the head is tied");
-        m_lmHead = bind("lm_head.weight", {c.vocabSize, D});
+        v.rows = spec.shape.size() == 2 ? spec.shape[0] : 1;
+        v.cols = spec.shape.back();
+        views.emplace(spec.name, v);
     }
 
-    m_layers.resize(size_t(c.numHiddenLayers));
-    for (int64_t L = 0; L < c.numHiddenLayers; ++L) {
-        LayerWeights& w = m_layers[size_t(L)];
-        const std::string p = "model.layers." + std::to_string(L);
-        w.inputNorm = bind(p + ".input_layernorm.weight", {D});
-        w.postNorm = bind(p + ".post_attention_layernorm.weight", {D});
-        w.q = bind(p + ".self_attn.q_proj.weight", {H * hd, D});
-        w.k = bind(p + ".self_attn.k_proj.weight", {KV * hd, D});
-        w.v = bind(p + ".self_attn.v_proj.weight", {KV * hd, D});
-        w.o = bind(p + ".self_attn.o_proj.weight", {D, H * hd});
-        if (c.loopNum > 1) {
-            const std::string g = "model.gate_projections." + std::to_string(L);
-            w.loopGate = bind(g + ".weight", {H, hd});
-            w.loopGateBias = bind(g + ".bias", {H});
-        }
-        w.moe = c.isMoeLayer(L);
-        if (w.moe) {
-            w.router = bind(p + ".mlp.gate.weight", {c.numExperts, D});
-            for (int64_t e = 0; e < c.numExperts; ++e)
-                w.experts.push_back(bindSwiGlu(p + ".mlp.experts." + std::to_string(e), c.moeIntermediateSize));
-            if (c.sharedExpertIntermediateSize > 0) {
-                w.hasSharedExpert = true;
-                w.sharedExpert = bindSwiGlu(p + ".mlp.shared_expert", c.sharedExpertIntermediateSize);
-                w.sharedExpertGate = bind(p + ".mlp.shared_expert_gate.weight", {D});
-            }
-        } else {
-            w.mlp = bindSwiGlu(p + ".mlp", c.intermediateSize);
-        }
-    }
-
-    // A layer tensor the config does not account for means the config describes another model
-    // (more layers, experts or loop gates than stated); computing anyway would give wrong numbers.
+    // 2. A layer tensor the config does not account for means the config describes another model (fewer
+    //    layers, experts or loops than stored); computing anyway would give wrong numbers.
     for (const std::string& name : m_store->names()) {
-        if (used.count(name)) continue;
+        if (views.count(name)) continue;
         const bool isLayerWeight = name.rfind("model.layers.", 0) == 0 || name.rfind("model.gate_projections.", 0) == 0;
         const bool isBuffer = name.find("rotary_emb.inv_freq") != std::string::npos;
         if (isLayerWeight && !isBuffer)
@@ -136,6 +91,44 @@ void Model::bindWeights()
                             " is not used by the architecture config.json describes (num_hidden_layers " +
                             std::to_string(c.numHiddenLayers) + ", loop_num " + std::to_string(c.loopNum) +
                             ", num_experts " + std::to_string(c.numExperts) + "); the config and the weights disagree");
+    }
+
+    // 3. Bind the views per layer.
+    auto at = [&](const std::string& name) { return views.at(name); };
+    auto swiGlu = [&](const std::string& prefix) {
+        return SwiGluWeights{at(prefix + ".gate_proj.weight"), at(prefix + ".up_proj.weight"),
+                             at(prefix + ".down_proj.weight")};
+    };
+    m_embed = at("model.embed_tokens.weight");
+    m_finalNorm = at("model.norm.weight");
+    m_lmHead = c.tieWordEmbeddings ? m_embed : at("lm_head.weight");
+    m_layers.resize(size_t(c.numHiddenLayers));
+    for (int64_t L = 0; L < c.numHiddenLayers; ++L) {
+        LayerWeights& w = m_layers[size_t(L)];
+        const std::string p = "model.layers." + std::to_string(L);
+        w.inputNorm = at(p + ".input_layernorm.weight");
+        w.postNorm = at(p + ".post_attention_layernorm.weight");
+        w.q = at(p + ".self_attn.q_proj.weight");
+        w.k = at(p + ".self_attn.k_proj.weight");
+        w.v = at(p + ".self_attn.v_proj.weight");
+        w.o = at(p + ".self_attn.o_proj.weight");
+        if (c.loopNum > 1) {
+            const std::string g = "model.gate_projections." + std::to_string(L);
+            w.loopGate = at(g + ".weight");
+            w.loopGateBias = at(g + ".bias");
+        }
+        w.moe = c.isMoeLayer(L);
+        if (w.moe) {
+            w.router = at(p + ".mlp.gate.weight");
+            for (int64_t e = 0; e < c.numExperts; ++e) w.experts.push_back(swiGlu(p + ".mlp.experts." + std::to_string(e)));
+            w.hasSharedExpert = c.sharedExpertIntermediateSize > 0;
+            if (w.hasSharedExpert) {
+                w.sharedExpert = swiGlu(p + ".mlp.shared_expert");
+                w.sharedExpertGate = at(p + ".mlp.shared_expert_gate.weight");
+            }
+        } else {
+            w.mlp = swiGlu(p + ".mlp");
+        }
     }
 }
 

@@ -243,20 +243,52 @@ std::string ModelConfig::architectureName() const
     return "LlamaForCausalLM";
 }
 
+std::vector<TensorSpec> ModelConfig::tensorSpecs() const
+{
+    const int64_t D = hiddenSize, H = numAttentionHeads, KV = numKeyValueHeads, hd = headDim;
+    std::vector<TensorSpec> s;
+    auto swiGlu = [&](const std::string& prefix, int64_t F) {
+        s.push_back({prefix + ".gate_proj.weight", {F, D}});
+        s.push_back({prefix + ".up_proj.weight", {F, D}});
+        s.push_back({prefix + ".down_proj.weight", {D, F}});
+    };
+    s.push_back({"model.embed_tokens.weight", {vocabSize, D}});
+    s.push_back({"model.norm.weight", {D}});
+    if (!tieWordEmbeddings) s.push_back({"lm_head.weight", {vocabSize, D}});
+    for (int64_t L = 0; L < numHiddenLayers; ++L) {
+        const std::string p = "model.layers." + std::to_string(L);
+        s.push_back({p + ".input_layernorm.weight", {D}});
+        s.push_back({p + ".post_attention_layernorm.weight", {D}});
+        s.push_back({p + ".self_attn.q_proj.weight", {H * hd, D}});
+        s.push_back({p + ".self_attn.k_proj.weight", {KV * hd, D}});
+        s.push_back({p + ".self_attn.v_proj.weight", {KV * hd, D}});
+        s.push_back({p + ".self_attn.o_proj.weight", {D, H * hd}});
+        if (loopNum > 1) {
+            const std::string g = "model.gate_projections." + std::to_string(L);
+            s.push_back({g + ".weight", {H, hd}});
+            s.push_back({g + ".bias", {H}});
+        }
+        if (isMoeLayer(L)) {
+            s.push_back({p + ".mlp.gate.weight", {numExperts, D}});
+            for (int64_t e = 0; e < numExperts; ++e) swiGlu(p + ".mlp.experts." + std::to_string(e), moeIntermediateSize);
+            if (sharedExpertIntermediateSize > 0) {
+                swiGlu(p + ".mlp.shared_expert", sharedExpertIntermediateSize);
+                s.push_back({p + ".mlp.shared_expert_gate.weight", {1, D}});
+            }
+        } else {
+            swiGlu(p + ".mlp", intermediateSize);
+        }
+    }
+    return s;
+}
+
 int64_t ModelConfig::parameterCount() const
 {
-    const int64_t D = hiddenSize, hd = headDim;
-    int64_t n = vocabSize * D * (tieWordEmbeddings ? 1 : 2) + D;
-    for (int64_t L = 0; L < numHiddenLayers; ++L) {
-        n += 2 * D;                                                        // norms
-        n += D * numAttentionHeads * hd * 2 + D * numKeyValueHeads * hd * 2; // q, o, k, v
-        if (loopNum > 1) n += numAttentionHeads * hd + numAttentionHeads;  // loop gate
-        if (isMoeLayer(L)) {
-            n += numExperts * D + numExperts * 3 * D * moeIntermediateSize;
-            if (sharedExpertIntermediateSize > 0) n += 3 * D * sharedExpertIntermediateSize + D;
-        } else {
-            n += 3 * D * intermediateSize;
-        }
+    int64_t n = 0;
+    for (const TensorSpec& t : tensorSpecs()) {
+        int64_t e = 1;
+        for (int64_t d : t.shape) e *= d;
+        n += e;
     }
     return n;
 }

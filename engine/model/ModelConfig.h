@@ -20,6 +20,12 @@ struct RopeScaling {
     int64_t originalMaxPositionEmbeddings = 8192;
 };
 
+// A tensor the config implies: its stored name and shape ([out, in] for projections, [n] for vectors).
+struct TensorSpec {
+    std::string name;
+    std::vector<int64_t> shape;
+};
+
 // Everything config.json says about a SAGELoopCoder / IQuestLoopCoder / Llama checkpoint (MODEL.md, "Config").
 struct ModelConfig {
     std::string modelType;              // "sageloopcoder", "iquestloopcoder", "llama", ...
@@ -65,6 +71,8 @@ struct ModelConfig {
     bool isMoeLayer(int64_t layer) const;
     int64_t queryGroupSize() const { return numAttentionHeads / numKeyValueHeads; }
     std::string architectureName() const;
+    // Every tensor a checkpoint of this config must hold, in a fixed order (MODEL.md, "Tensors").
+    std::vector<TensorSpec> tensorSpecs() const;
     // Parameter count implied by the config (all experts counted).
     int64_t parameterCount() const;
 };

@@ -82,4 +82,30 @@ inline float f16ToFloat(uint16_t h)
     return f;
 }
 
+// Round-to-nearest-even; values beyond the F16 range become infinity, NaN stays NaN (quiet).
+inline uint16_t floatToF16(float f)
+{
+    uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    const uint16_t sign = uint16_t((bits >> 16) & 0x8000u);
+    const uint32_t abs = bits & 0x7fffffffu;
+    if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00u | ((abs >> 13) & 0x3ffu));
+    if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00u); // >= 65520 rounds past 65504
+    if (abs >= 0x38800000u) {                                // normal in F16: rebias the exponent 127 -> 15
+        uint32_t v = abs - 0x38000000u;
+        v += 0xfffu + ((v >> 13) & 1u);
+        return uint16_t(sign | (v >> 13));
+    }
+    // F16 subnormal (units of 2^-24) or zero; below 2^-25 everything rounds to zero.
+    const uint32_t exp = abs >> 23;
+    if (exp < 102) return sign;
+    const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126 - exp; // 14..24
+    uint32_t r = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1u);
+    const uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (r & 1u))) ++r;
+    return uint16_t(sign | r);
+}
+
 } // namespace sage

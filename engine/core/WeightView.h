@@ -3,6 +3,7 @@
 #include "engine/core/DType.h"
 
 #include <cstdint>
+#include <cstring>
 
 namespace sage {
 
@@ -23,13 +24,17 @@ struct WeightView {
 
 inline float WeightView::at(int64_t r, int64_t c) const
 {
+    // Data may be unaligned (safetensors allows any offset), so elements are read with memcpy.
     const int64_t i = r * cols + c;
-    switch (dtype) {
-    case DType::F32: return static_cast<const float*>(data)[i];
-    case DType::F16: return f16ToFloat(static_cast<const uint16_t*>(data)[i]);
-    case DType::BF16: return bf16ToFloat(static_cast<const uint16_t*>(data)[i]);
+    const char* p = static_cast<const char*>(data) + i * int64_t(dtypeSize(dtype));
+    if (dtype == DType::F32) {
+        float f;
+        std::memcpy(&f, p, 4);
+        return f;
     }
-    return 0.0f;
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return dtype == DType::F16 ? f16ToFloat(h) : bf16ToFloat(h);
 }
 
 inline WeightView WeightView::row(int64_t r) const

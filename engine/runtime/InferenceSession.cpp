@@ -276,7 +276,7 @@ void InferenceSession::feedForward(const LayerWeights& w, int64_t n)
     cpu::matmul(m_pool, m_x.data(), n, w.router, m_router.data()); // [n, E]
     std::vector<int32_t> chosen(size_t(n * K));  // [n, K] expert ids, most probable first
     std::vector<float> weight(size_t(n * K));    // [n, K]
-    std::vector<int32_t> order(size_t(E));
+    std::vector<int32_t> order(static_cast<size_t>(E));
     for (int64_t i = 0; i < n; ++i) {
         float* p = m_router.data() + i * E;
         softmaxInPlace(p, E);
@@ -316,7 +316,7 @@ void InferenceSession::feedForward(const LayerWeights& w, int64_t n)
     if (w.hasSharedExpert) {
         m_ffnOut.resize(size_t(n * D));
         swiGlu(w.sharedExpert, m_x.data(), n, m_ffnOut.data());
-        std::vector<float> gw(size_t(D));
+        std::vector<float> gw(static_cast<size_t>(D));
         cpu::convertRow(w.sharedExpertGate, 0, gw.data());
         for (int64_t i = 0; i < n; ++i) {
             const float s = sigmoid(cpu::dot(m_x.data() + i * D, gw.data(), D));

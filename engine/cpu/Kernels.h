@@ -4,7 +4,8 @@
 
 #include <cstdint>
 
-namespace sage::cpu {
+namespace sage::cpu
+{
 
 class ThreadPool;
 
@@ -35,5 +36,14 @@ void convertRow(const WeightView& w, int64_t r, float* dst);
 float dot(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]
 void axpy(float a, const float* x, float* y, int64_t n);
+
+// Sum of x[0, n) in f32 with a fixed order per ISA. Streams at full read bandwidth, which is why the
+// benchmarks use it as their memory-bandwidth probe.
+float sum(const float* x, int64_t n);
+
+// For benchmarks: runs `iterations` rounds of independent FMA chains held in registers with the active
+// ISA on the calling thread and returns the number of floating-point operations executed (2 per lane per
+// FMA), i.e. the peak the matmul kernels are compared against.
+double fmaPeakProbe(int64_t iterations);
 
 } // namespace sage::cpu

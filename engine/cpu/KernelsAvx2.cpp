@@ -1,0 +1,476 @@
+// AVX2 + FMA + F16C kernels. Compiled with -mavx2 -mfma -mf16c; only called after CpuFeatures reported
+// the extensions (see Kernels.cpp), so nothing here may run at static-initialisation time.
+//
+// This file deliberately uses no standard-library templates (std::min, std::vector, ...): an out-of-line
+// copy of one, compiled here with AVX2 enabled, is a weak symbol the linker may pick for the generic code
+// too, which would then fault on a CPU without AVX2. Everything below has internal linkage.
+//
+// The structure mirrors KernelsAvx512.cpp (see the comments there); AVX2 has no masked 16-bit loads, so
+// partial vectors at the end of a row are staged through a small zero-filled buffer.
+
+#include "engine/cpu/IsaKernels.h"
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <new>
+
+namespace sage::cpu
+{
+
+namespace
+{
+
+constexpr int kLanes = 8;
+
+inline int64_t minI(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+inline void zeroFloats(float* p, int64_t n)
+{
+    for (int64_t i = 0; i < n; ++i) p[i] = 0.0f;
+}
+
+template <DType D> struct Storage {
+    using type = uint16_t;
+};
+template <> struct Storage<DType::F32> {
+    using type = float;
+};
+template <DType D> using StorageT = typename Storage<D>::type;
+
+// 8 consecutive weights as f32 (bf16: widen and shift into the upper half; f16: hardware converter).
+template <DType D> inline __m256 load8(const StorageT<D>* p)
+{
+    if constexpr (D == DType::F32) {
+        return _mm256_loadu_ps(p);
+    } else if constexpr (D == DType::F16) {
+        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    } else {
+        const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+    }
+}
+
+// The first n (< 8) elements at p, the other lanes 0; reads nothing past p[n - 1].
+template <typename S> inline void stagePartial(const S* p, int64_t n, S (&buf)[kLanes])
+{
+    for (int i = 0; i < kLanes; ++i) buf[i] = i < n ? p[i] : S(0);
+}
+
+template <DType D> inline __m256 load8Partial(const StorageT<D>* p, int64_t n)
+{
+    StorageT<D> buf[kLanes];
+    stagePartial(p, n, buf);
+    return load8<D>(buf);
+}
+
+inline void storePartial(float* p, int64_t n, __m256 v)
+{
+    float buf[kLanes];
+    _mm256_storeu_ps(buf, v);
+    for (int64_t i = 0; i < n; ++i) p[i] = buf[i];
+}
+
+// Lanes [0, n) set, n in [0, 8].
+inline __m256i laneMask(int64_t n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// Fixed pairwise order: halves, then pairs, then neighbours.
+inline float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+template <DType D> void convertSpan(const StorageT<D>* src, int64_t n, float* dst)
+{
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) _mm256_storeu_ps(dst + i, load8<D>(src + i));
+    if (i < n) storePartial(dst + i, n - i, load8Partial<D>(src + i, n - i));
+}
+
+void convert(const void* src, DType dtype, int64_t n, float* dst)
+{
+    switch (dtype) {
+    case DType::F32:
+        convertSpan<DType::F32>(static_cast<const float*>(src), n, dst);
+        return;
+    case DType::F16:
+        convertSpan<DType::F16>(static_cast<const uint16_t*>(src), n, dst);
+        return;
+    case DType::BF16:
+        convertSpan<DType::BF16>(static_cast<const uint16_t*>(src), n, dst);
+        return;
+    }
+}
+
+// ---- decode path: matrix-vector products streaming the weights ----
+
+// y[t, i] = x[t, :] . W[i, :] for NT tokens and NR rows; one accumulator per (t, i), lane l summing
+// k = l (mod 8) in increasing k, the K tail as one zero-padded step, then hsum: the same sequence in every
+// tile shape, so results do not depend on the thread split.
+template <DType D, int NR, int NT>
+void matvecTile(const float* x /*[NT, K]*/, int64_t K, const StorageT<D>* w /*[NR, K]*/,
+                float* y /*[NT, ldy]*/, int64_t ldy)
+{
+    __m256 acc[NT][NR];
+    for (int t = 0; t < NT; ++t)
+        for (int i = 0; i < NR; ++i) acc[t][i] = _mm256_setzero_ps();
+
+    int64_t k = 0;
+    for (; k + kLanes <= K; k += kLanes) {
+        __m256 wv[NR];
+        for (int i = 0; i < NR; ++i) wv[i] = load8<D>(w + i * K + k);
+        for (int t = 0; t < NT; ++t) {
+            const __m256 xv = _mm256_loadu_ps(x + t * K + k);
+            for (int i = 0; i < NR; ++i) acc[t][i] = _mm256_fmadd_ps(xv, wv[i], acc[t][i]);
+        }
+    }
+    if (k < K) {
+        __m256 wv[NR];
+        for (int i = 0; i < NR; ++i) wv[i] = load8Partial<D>(w + i * K + k, K - k);
+        for (int t = 0; t < NT; ++t) {
+            const __m256 xv = load8Partial<DType::F32>(x + t * K + k, K - k);
+            for (int i = 0; i < NR; ++i) acc[t][i] = _mm256_fmadd_ps(xv, wv[i], acc[t][i]);
+        }
+    }
+    for (int t = 0; t < NT; ++t)
+        for (int i = 0; i < NR; ++i) y[t * ldy + i] = hsum(acc[t][i]);
+}
+
+template <DType D, int NT>
+void matvecRowsT(const float* x, const StorageT<D>* w, int64_t K, int64_t R, float* y, int64_t r0, int64_t r1)
+{
+    // As many rows per tile as 16 registers allow: NT * NR accumulators + NR weights + NT inputs.
+    constexpr int kRows = NT <= 2 ? 4 : (NT == 3 ? 3 : 2);
+    int64_t r = r0;
+    for (; r + kRows <= r1; r += kRows) matvecTile<D, kRows, NT>(x, K, w + r * K, y + r, R);
+    for (; r < r1; ++r) matvecTile<D, 1, NT>(x, K, w + r * K, y + r, R);
+}
+
+template <DType D>
+void matvecRowsD(const float* x, int64_t T, const WeightView& w, float* y, int64_t r0, int64_t r1)
+{
+    const auto* wd = static_cast<const StorageT<D>*>(w.data);
+    const int64_t K = w.cols;
+    const int64_t R = w.rows;
+    for (int64_t t = 0; t < T; t += 4) {
+        const float* xt = x + t * K;
+        float* yt = y + t * R;
+        switch (minI(4, T - t)) {
+        case 1:
+            matvecRowsT<D, 1>(xt, wd, K, R, yt, r0, r1);
+            break;
+        case 2:
+            matvecRowsT<D, 2>(xt, wd, K, R, yt, r0, r1);
+            break;
+        case 3:
+            matvecRowsT<D, 3>(xt, wd, K, R, yt, r0, r1);
+            break;
+        default:
+            matvecRowsT<D, 4>(xt, wd, K, R, yt, r0, r1);
+            break;
+        }
+    }
+}
+
+void matvecRows(const float* x, int64_t T, const WeightView& w, float* y, int64_t r0, int64_t r1)
+{
+    switch (w.dtype) {
+    case DType::F32:
+        matvecRowsD<DType::F32>(x, T, w, y, r0, r1);
+        return;
+    case DType::F16:
+        matvecRowsD<DType::F16>(x, T, w, y, r0, r1);
+        return;
+    case DType::BF16:
+        matvecRowsD<DType::BF16>(x, T, w, y, r0, r1);
+        return;
+    }
+}
+
+// ---- prefill path: blocked matrix-matrix product (outer-product micro-kernel, see KernelsAvx512.cpp) ----
+// A 6-token x 16-row tile of y lives in 12 of the 16 registers; the 16 x kBlockK panel (16 KiB) stays in L1.
+
+constexpr int kTileTokens = 6;
+constexpr int kPanelVectors = 2;
+constexpr int kPanelRows = kPanelVectors * kLanes; // 16
+constexpr int64_t kBlockK = 256;
+
+struct GemmScratch {
+    float* rows = nullptr;  // [kPanelRows][kBlockK]: weights converted row by row, zero-padded
+    float* panel = nullptr; // [kBlockK][kPanelRows]: the transpose the micro-kernel reads
+
+    GemmScratch()
+    {
+        rows = static_cast<float*>(
+            ::operator new(2 * sizeof(float) * kPanelRows * kBlockK, std::align_val_t(64)));
+        panel = rows + kPanelRows * kBlockK;
+    }
+    ~GemmScratch() { ::operator delete(rows, std::align_val_t(64)); }
+    GemmScratch(const GemmScratch&) = delete;
+    GemmScratch& operator=(const GemmScratch&) = delete;
+};
+
+GemmScratch& gemmScratch()
+{
+    thread_local GemmScratch scratch;
+    return scratch;
+}
+
+// dst[c][r] = src[r][c] for an 8x8 block of f32 (both 32-byte aligned rows).
+inline void transpose8x8(const float* src, int64_t lds, float* dst, int64_t ldd)
+{
+    __m256 r[8];
+    __m256 t[8];
+    for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(src + i * lds);
+    // Within each 128-bit lane L: t[2i] = (r2i[4L], r2i+1[4L], r2i[4L+1], r2i+1[4L+1]), t[2i+1] likewise for
+    // columns 4L+2, 4L+3.
+    for (int i = 0; i < 4; ++i) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // r[4h + c], lane L = rows 4h..4h+3 of column 4L + c.
+    for (int h = 0; h < 2; ++h) {
+        r[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+        r[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xee);
+        r[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+        r[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xee);
+    }
+    for (int c = 0; c < 4; ++c) {
+        _mm256_store_ps(dst + c * ldd, _mm256_permute2f128_ps(r[c], r[4 + c], 0x20));
+        _mm256_store_ps(dst + (c + 4) * ldd, _mm256_permute2f128_ps(r[c], r[4 + c], 0x31));
+    }
+}
+
+// Fills s.panel [roundUp(kc, 8)][kPanelRows] with W[r0 + i, k0 + c] (rows i >= nr and columns c >= kc
+// are zero).
+template <DType D>
+void packPanel(const StorageT<D>* w, int64_t K, int64_t r0, int nr, int64_t k0, int64_t kc, GemmScratch& s)
+{
+    const int64_t kcPadded = (kc + kLanes - 1) / kLanes * kLanes;
+    for (int i = 0; i < kPanelRows; ++i) {
+        float* dst = s.rows + i * kBlockK;
+        if (i < nr) {
+            convertSpan<D>(w + (r0 + i) * K + k0, kc, dst);
+            zeroFloats(dst + kc, kcPadded - kc);
+        } else {
+            zeroFloats(dst, kcPadded);
+        }
+    }
+    for (int64_t c = 0; c < kcPadded; c += kLanes)
+        for (int g = 0; g < kPanelVectors; ++g)
+            transpose8x8(s.rows + g * kLanes * kBlockK + c, kBlockK, s.panel + c * kPanelRows + g * kLanes,
+                         kPanelRows);
+}
+
+// y[t, c] (+)= sum_k x[t, k] * panel[k][c] for MR tokens and the nr valid columns of the panel.
+template <int MR>
+void gemmMicro(const float* x /*[MR, ldx]*/, int64_t ldx, const float* panel /*[kc][kPanelRows]*/, int64_t kc,
+               float* y /*[MR, ldy]*/, int64_t ldy, int nr, bool accumulate)
+{
+    __m256i m[kPanelVectors];
+    for (int j = 0; j < kPanelVectors; ++j) m[j] = laneMask(nr - j * kLanes);
+
+    __m256 acc[MR][kPanelVectors];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < kPanelVectors; ++j)
+            acc[i][j] = accumulate ? _mm256_maskload_ps(y + i * ldy + j * kLanes, m[j]) : _mm256_setzero_ps();
+
+    for (int64_t k = 0; k < kc; ++k) {
+        const float* pk = panel + k * kPanelRows;
+        __m256 wv[kPanelVectors];
+        for (int j = 0; j < kPanelVectors; ++j) wv[j] = _mm256_load_ps(pk + j * kLanes);
+        for (int i = 0; i < MR; ++i) {
+            const __m256 xb = _mm256_broadcast_ss(x + i * ldx + k);
+            for (int j = 0; j < kPanelVectors; ++j) acc[i][j] = _mm256_fmadd_ps(xb, wv[j], acc[i][j]);
+        }
+    }
+
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < kPanelVectors; ++j)
+            _mm256_maskstore_ps(y + i * ldy + j * kLanes, m[j], acc[i][j]);
+}
+
+template <DType D>
+void gemmBlockD(const float* x, const WeightView& w, float* y, int64_t t0, int64_t t1, int64_t r0, int64_t r1)
+{
+    const auto* wd = static_cast<const StorageT<D>*>(w.data);
+    const int64_t K = w.cols;
+    const int64_t R = w.rows;
+    GemmScratch& s = gemmScratch();
+    for (int64_t p = r0; p < r1; p += kPanelRows) {
+        const int nr = int(minI(kPanelRows, r1 - p));
+        for (int64_t k0 = 0; k0 < K; k0 += kBlockK) {
+            const int64_t kc = minI(kBlockK, K - k0);
+            packPanel<D>(wd, K, p, nr, k0, kc, s);
+            const bool accumulate = k0 > 0;
+            for (int64_t t = t0; t < t1; t += kTileTokens) {
+                const float* xt = x + t * K + k0;
+                float* yt = y + t * R + p;
+                switch (minI(kTileTokens, t1 - t)) {
+                case 1:
+                    gemmMicro<1>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    break;
+                case 2:
+                    gemmMicro<2>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    break;
+                case 3:
+                    gemmMicro<3>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    break;
+                case 4:
+                    gemmMicro<4>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    break;
+                case 5:
+                    gemmMicro<5>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    break;
+                default:
+                    gemmMicro<6>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+void gemmBlock(const float* x, int64_t /*T*/, const WeightView& w, float* y, int64_t t0, int64_t t1,
+               int64_t r0, int64_t r1)
+{
+    switch (w.dtype) {
+    case DType::F32:
+        gemmBlockD<DType::F32>(x, w, y, t0, t1, r0, r1);
+        return;
+    case DType::F16:
+        gemmBlockD<DType::F16>(x, w, y, t0, t1, r0, r1);
+        return;
+    case DType::BF16:
+        gemmBlockD<DType::BF16>(x, w, y, t0, t1, r0, r1);
+        return;
+    }
+}
+
+// ---- vector helpers ----
+
+inline float reduce4(const __m256 (&acc)[4])
+{
+    return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+}
+
+// Four accumulators (combined in a fixed order) keep four FMA/add chains in flight.
+float dot(const float* a, const float* b, int64_t n)
+{
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes)
+        for (int j = 0; j < 4; ++j)
+            acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + j * kLanes), _mm256_loadu_ps(b + i + j * kLanes),
+                                     acc[j]);
+    for (; i + kLanes <= n; i += kLanes)
+        acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc[0]);
+    if (i < n)
+        acc[0] = _mm256_fmadd_ps(load8Partial<DType::F32>(a + i, n - i),
+                                 load8Partial<DType::F32>(b + i, n - i), acc[0]);
+    return reduce4(acc);
+}
+
+float sum(const float* x, int64_t n)
+{
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes)
+        for (int j = 0; j < 4; ++j) acc[j] = _mm256_add_ps(acc[j], _mm256_loadu_ps(x + i + j * kLanes));
+    for (; i + kLanes <= n; i += kLanes) acc[0] = _mm256_add_ps(acc[0], _mm256_loadu_ps(x + i));
+    if (i < n) acc[0] = _mm256_add_ps(acc[0], load8Partial<DType::F32>(x + i, n - i));
+    return reduce4(acc);
+}
+
+void axpy(float a, const float* x, float* y, int64_t n)
+{
+    const __m256 av = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    if (i < n)
+        storePartial(y + i, n - i,
+                     _mm256_fmadd_ps(av, load8Partial<DType::F32>(x + i, n - i),
+                                     load8Partial<DType::F32>(y + i, n - i)));
+}
+
+template <DType D>
+void rmsnormRowD(const float* x, int64_t D_, const StorageT<D>* weight, float eps, float* y)
+{
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 4 * kLanes <= D_; i += 4 * kLanes)
+        for (int j = 0; j < 4; ++j) {
+            const __m256 v = _mm256_loadu_ps(x + i + j * kLanes);
+            acc[j] = _mm256_fmadd_ps(v, v, acc[j]);
+        }
+    for (; i + kLanes <= D_; i += kLanes) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        acc[0] = _mm256_fmadd_ps(v, v, acc[0]);
+    }
+    if (i < D_) {
+        const __m256 v = load8Partial<DType::F32>(x + i, D_ - i);
+        acc[0] = _mm256_fmadd_ps(v, v, acc[0]);
+    }
+    const __m256 scale = _mm256_set1_ps(rmsScale(reduce4(acc), D_, eps));
+    // (x * scale) * weight, in that order, as the reference model rounds it.
+    for (i = 0; i + kLanes <= D_; i += kLanes)
+        _mm256_storeu_ps(y + i,
+                         _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), scale), load8<D>(weight + i)));
+    if (i < D_) {
+        const __m256 v = _mm256_mul_ps(load8Partial<DType::F32>(x + i, D_ - i), scale);
+        storePartial(y + i, D_ - i, _mm256_mul_ps(v, load8Partial<D>(weight + i, D_ - i)));
+    }
+}
+
+void rmsnormRow(const float* x, int64_t D_, const WeightView& weight, float eps, float* y)
+{
+    switch (weight.dtype) {
+    case DType::F32:
+        rmsnormRowD<DType::F32>(x, D_, static_cast<const float*>(weight.data), eps, y);
+        return;
+    case DType::F16:
+        rmsnormRowD<DType::F16>(x, D_, static_cast<const uint16_t*>(weight.data), eps, y);
+        return;
+    case DType::BF16:
+        rmsnormRowD<DType::BF16>(x, D_, static_cast<const uint16_t*>(weight.data), eps, y);
+        return;
+    }
+}
+
+double fmaProbe(int64_t iterations)
+{
+    // 12 independent chains: more than latency (4-5) x FMA pipes (2) on current cores, within 16 registers.
+    constexpr int kChains = 12;
+    __m256 a[kChains];
+    for (int j = 0; j < kChains; ++j) a[j] = _mm256_set1_ps(1.0f + 0.01f * float(j));
+    const __m256 m = _mm256_set1_ps(0.999999f);
+    const __m256 c = _mm256_set1_ps(1e-7f);
+    for (int64_t it = 0; it < iterations; ++it)
+        for (int j = 0; j < kChains; ++j) a[j] = _mm256_fmadd_ps(a[j], m, c);
+    __m256 s = a[0];
+    for (int j = 1; j < kChains; ++j) s = _mm256_add_ps(s, a[j]);
+    volatile float sink = hsum(s);
+    (void)sink;
+    return double(iterations) * kChains * kLanes * 2;
+}
+
+} // namespace
+
+const IsaKernels& avx2Kernels()
+{
+    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows, kTileTokens, convert,
+                              rmsnormRow, dot,       axpy,       sum,         fmaProbe};
+    return k;
+}
+
+} // namespace sage::cpu

@@ -1,0 +1,487 @@
+// AVX-512 kernels (F + BW + VL + DQ). Compiled with -mavx512*; only called after CpuFeatures reported
+// the extensions (see Kernels.cpp), so nothing here may run at static-initialisation time.
+//
+// This file deliberately uses no standard-library templates (std::min, std::vector, ...): an out-of-line
+// copy of one, compiled here with AVX-512 enabled, is a weak symbol the linker may pick for the generic code
+// too, which would then fault on a CPU without AVX-512. Everything below has internal linkage.
+
+#include "engine/cpu/IsaKernels.h"
+
+// GCC 12's AVX-512 headers build "undefined" vectors as `__m512 __Y = __Y;`, which -Wuninitialized reports
+// wherever such an intrinsic is inlined (GCC bug 105593, fixed in GCC 13).
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <new>
+
+namespace sage::cpu
+{
+
+namespace
+{
+
+constexpr int kLanes = 16;
+
+inline int64_t minI(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+inline int clampI(int v, int lo, int hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+inline void zeroFloats(float* p, int64_t n)
+{
+    for (int64_t i = 0; i < n; ++i) p[i] = 0.0f;
+}
+
+// ---- loading weights of any stored type as f32 lanes ----
+
+template <DType D> struct Storage {
+    using type = uint16_t;
+};
+template <> struct Storage<DType::F32> {
+    using type = float;
+};
+template <DType D> using StorageT = typename Storage<D>::type;
+
+// 16 consecutive weights as f32. bf16 is the upper half of an f32, so widening to 32 bits and shifting
+// left by 16 is an exact conversion; f16 uses the hardware converter (also exact).
+template <DType D> inline __m512 load16(const StorageT<D>* p)
+{
+    if constexpr (D == DType::F32) {
+        return _mm512_loadu_ps(p);
+    } else if constexpr (D == DType::F16) {
+        return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    } else {
+        const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+    }
+}
+
+// The lanes of `m` loaded, the others 0. Masked-off elements are not read, so this is safe at the very
+// end of a buffer.
+template <DType D> inline __m512 load16(const StorageT<D>* p, __mmask16 m)
+{
+    if constexpr (D == DType::F32) {
+        return _mm512_maskz_loadu_ps(m, p);
+    } else if constexpr (D == DType::F16) {
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+    } else {
+        const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+    }
+}
+
+inline __mmask16 tailMask(int64_t n) // n in [0, 16]
+{
+    return n >= kLanes ? __mmask16(0xffff) : __mmask16((1u << n) - 1u);
+}
+
+template <DType D> void convertSpan(const StorageT<D>* src, int64_t n, float* dst)
+{
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) _mm512_storeu_ps(dst + i, load16<D>(src + i));
+    if (i < n) {
+        const __mmask16 m = tailMask(n - i);
+        _mm512_mask_storeu_ps(dst + i, m, load16<D>(src + i, m));
+    }
+}
+
+void convert(const void* src, DType dtype, int64_t n, float* dst)
+{
+    switch (dtype) {
+    case DType::F32:
+        convertSpan<DType::F32>(static_cast<const float*>(src), n, dst);
+        return;
+    case DType::F16:
+        convertSpan<DType::F16>(static_cast<const uint16_t*>(src), n, dst);
+        return;
+    case DType::BF16:
+        convertSpan<DType::BF16>(static_cast<const uint16_t*>(src), n, dst);
+        return;
+    }
+}
+
+// ---- decode path: matrix-vector products streaming the weights ----
+
+// y[t, i] = x[t, :] . W[i, :] for NT tokens and NR consecutive weight rows. Every (t, i) pair owns one
+// accumulator whose lane l sums k = l (mod 16) in increasing k; the K tail is a masked step (zeros add
+// nothing), then a fixed horizontal reduction. That sequence is the same whatever NR/NT tile the row falls
+// in, which is what makes results independent of the thread split.
+template <DType D, int NR, int NT>
+void matvecTile(const float* x /*[NT, K]*/, int64_t K, const StorageT<D>* w /*[NR, K]*/,
+                float* y /*[NT, ldy]*/, int64_t ldy)
+{
+    __m512 acc[NT][NR];
+    for (int t = 0; t < NT; ++t)
+        for (int i = 0; i < NR; ++i) acc[t][i] = _mm512_setzero_ps();
+
+    int64_t k = 0;
+    for (; k + kLanes <= K; k += kLanes) {
+        __m512 wv[NR];
+        for (int i = 0; i < NR; ++i) wv[i] = load16<D>(w + i * K + k);
+        for (int t = 0; t < NT; ++t) {
+            const __m512 xv = _mm512_loadu_ps(x + t * K + k);
+            for (int i = 0; i < NR; ++i) acc[t][i] = _mm512_fmadd_ps(xv, wv[i], acc[t][i]);
+        }
+    }
+    if (k < K) {
+        const __mmask16 m = tailMask(K - k);
+        __m512 wv[NR];
+        for (int i = 0; i < NR; ++i) wv[i] = load16<D>(w + i * K + k, m);
+        for (int t = 0; t < NT; ++t) {
+            const __m512 xv = _mm512_maskz_loadu_ps(m, x + t * K + k);
+            for (int i = 0; i < NR; ++i) acc[t][i] = _mm512_fmadd_ps(xv, wv[i], acc[t][i]);
+        }
+    }
+    for (int t = 0; t < NT; ++t)
+        for (int i = 0; i < NR; ++i) y[t * ldy + i] = _mm512_reduce_add_ps(acc[t][i]);
+}
+
+template <DType D, int NT>
+void matvecRowsT(const float* x, const StorageT<D>* w, int64_t K, int64_t R, float* y, int64_t r0, int64_t r1)
+{
+    // Four rows per tile: with up to four tokens that is 16 accumulators plus 8 operands in 32 registers,
+    // and four independent FMA chains per token hide the FMA latency.
+    constexpr int kRows = 4;
+    int64_t r = r0;
+    for (; r + kRows <= r1; r += kRows) matvecTile<D, kRows, NT>(x, K, w + r * K, y + r, R);
+    for (; r < r1; ++r) matvecTile<D, 1, NT>(x, K, w + r * K, y + r, R);
+}
+
+template <DType D>
+void matvecRowsD(const float* x, int64_t T, const WeightView& w, float* y, int64_t r0, int64_t r1)
+{
+    const auto* wd = static_cast<const StorageT<D>*>(w.data);
+    const int64_t K = w.cols;
+    const int64_t R = w.rows;
+    for (int64_t t = 0; t < T; t += 4) {
+        const float* xt = x + t * K;
+        float* yt = y + t * R;
+        switch (minI(4, T - t)) {
+        case 1:
+            matvecRowsT<D, 1>(xt, wd, K, R, yt, r0, r1);
+            break;
+        case 2:
+            matvecRowsT<D, 2>(xt, wd, K, R, yt, r0, r1);
+            break;
+        case 3:
+            matvecRowsT<D, 3>(xt, wd, K, R, yt, r0, r1);
+            break;
+        default:
+            matvecRowsT<D, 4>(xt, wd, K, R, yt, r0, r1);
+            break;
+        }
+    }
+}
+
+void matvecRows(const float* x, int64_t T, const WeightView& w, float* y, int64_t r0, int64_t r1)
+{
+    switch (w.dtype) {
+    case DType::F32:
+        matvecRowsD<DType::F32>(x, T, w, y, r0, r1);
+        return;
+    case DType::F16:
+        matvecRowsD<DType::F16>(x, T, w, y, r0, r1);
+        return;
+    case DType::BF16:
+        matvecRowsD<DType::BF16>(x, T, w, y, r0, r1);
+        return;
+    }
+}
+
+// ---- prefill path: blocked matrix-matrix product ----
+//
+// For a panel of kPanelRows weight rows and a block of kBlockK columns, the weights are converted to f32
+// and transposed once into `panel` [kBlockK][kPanelRows], so that one k step of the micro-kernel loads
+// four vectors of 16 rows each. The micro-kernel then holds a [kTileTokens x kPanelRows] tile of y in 24
+// registers and, per k, broadcasts x[t, k] of each token and does 24 FMAs (outer-product form): no
+// horizontal sums, and every y[t, r] is one FMA chain over k in increasing order, continued across K blocks
+// through y itself. That order does not depend on tiling, so results do not depend on the thread split.
+// Sizes: the panel is 64 KiB (L2), the x rows of a tile 6 KiB (L1).
+
+constexpr int kTileTokens = 6;
+constexpr int kPanelVectors = 4;
+constexpr int kPanelRows = kPanelVectors * kLanes; // 64
+constexpr int64_t kBlockK = 256;
+
+struct GemmScratch {
+    float* rows = nullptr;  // [kPanelRows][kBlockK]: weights converted row by row, zero-padded
+    float* panel = nullptr; // [kBlockK][kPanelRows]: the transpose the micro-kernel reads
+
+    GemmScratch()
+    {
+        rows = static_cast<float*>(
+            ::operator new(2 * sizeof(float) * kPanelRows * kBlockK, std::align_val_t(64)));
+        panel = rows + kPanelRows * kBlockK;
+    }
+    ~GemmScratch() { ::operator delete(rows, std::align_val_t(64)); }
+    GemmScratch(const GemmScratch&) = delete;
+    GemmScratch& operator=(const GemmScratch&) = delete;
+};
+
+GemmScratch& gemmScratch()
+{
+    thread_local GemmScratch scratch;
+    return scratch;
+}
+
+// dst[c][r] = src[r][c] for a 16x16 block of f32 (both 64-byte aligned rows).
+inline void transpose16x16(const float* src, int64_t lds, float* dst, int64_t ldd)
+{
+    __m512 r[16];
+    __m512 t[16];
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(src + i * lds);
+    // Within each 128-bit lane L: t[2i] = (r2i[4L], r2i+1[4L], r2i[4L+1], r2i+1[4L+1]), t[2i+1] likewise for
+    // columns 4L+2, 4L+3.
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // r[4i + c], lane L = rows 4i..4i+3 of column 4L + c.
+    for (int i = 0; i < 4; ++i) {
+        const __m512d a = _mm512_castps_pd(t[4 * i]);
+        const __m512d b = _mm512_castps_pd(t[4 * i + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * i + 2]);
+        const __m512d d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    // Column 4L + c gathers lane L of r[c], r[4 + c], r[8 + c], r[12 + c].
+    for (int c = 0; c < 4; ++c) {
+        const __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44);
+        const __m512 u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xee);
+        const __m512 v0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
+        const __m512 v1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xee);
+        _mm512_store_ps(dst + (c + 0) * ldd, _mm512_shuffle_f32x4(u0, v0, 0x88));
+        _mm512_store_ps(dst + (c + 4) * ldd, _mm512_shuffle_f32x4(u0, v0, 0xdd));
+        _mm512_store_ps(dst + (c + 8) * ldd, _mm512_shuffle_f32x4(u1, v1, 0x88));
+        _mm512_store_ps(dst + (c + 12) * ldd, _mm512_shuffle_f32x4(u1, v1, 0xdd));
+    }
+}
+
+// Fills s.panel [roundUp(kc, 16)][kPanelRows] with W[r0 + i, k0 + c] (rows i >= nr and columns c >= kc
+// are zero).
+template <DType D>
+void packPanel(const StorageT<D>* w, int64_t K, int64_t r0, int nr, int64_t k0, int64_t kc, GemmScratch& s)
+{
+    const int64_t kcPadded = (kc + kLanes - 1) / kLanes * kLanes;
+    for (int i = 0; i < kPanelRows; ++i) {
+        float* dst = s.rows + i * kBlockK;
+        if (i < nr) {
+            convertSpan<D>(w + (r0 + i) * K + k0, kc, dst);
+            zeroFloats(dst + kc, kcPadded - kc);
+        } else {
+            zeroFloats(dst, kcPadded);
+        }
+    }
+    for (int64_t c = 0; c < kcPadded; c += kLanes)
+        for (int g = 0; g < kPanelVectors; ++g)
+            transpose16x16(s.rows + g * kLanes * kBlockK + c, kBlockK, s.panel + c * kPanelRows + g * kLanes,
+                           kPanelRows);
+}
+
+// y[t, c] (+)= sum_k x[t, k] * panel[k][c] for MR tokens and the nr valid columns of the panel.
+template <int MR>
+void gemmMicro(const float* x /*[MR, ldx]*/, int64_t ldx, const float* panel /*[kc][kPanelRows]*/, int64_t kc,
+               float* y /*[MR, ldy]*/, int64_t ldy, int nr, bool accumulate)
+{
+    __mmask16 m[kPanelVectors];
+    for (int j = 0; j < kPanelVectors; ++j) m[j] = tailMask(clampI(nr - j * kLanes, 0, kLanes));
+
+    __m512 acc[MR][kPanelVectors];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < kPanelVectors; ++j)
+            acc[i][j] =
+                accumulate ? _mm512_maskz_loadu_ps(m[j], y + i * ldy + j * kLanes) : _mm512_setzero_ps();
+
+    for (int64_t k = 0; k < kc; ++k) {
+        const float* pk = panel + k * kPanelRows;
+        __m512 wv[kPanelVectors];
+        for (int j = 0; j < kPanelVectors; ++j) wv[j] = _mm512_load_ps(pk + j * kLanes);
+        for (int i = 0; i < MR; ++i) {
+            const __m512 xb = _mm512_set1_ps(x[i * ldx + k]);
+            for (int j = 0; j < kPanelVectors; ++j) acc[i][j] = _mm512_fmadd_ps(xb, wv[j], acc[i][j]);
+        }
+    }
+
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < kPanelVectors; ++j)
+            _mm512_mask_storeu_ps(y + i * ldy + j * kLanes, m[j], acc[i][j]);
+}
+
+template <DType D>
+void gemmBlockD(const float* x, const WeightView& w, float* y, int64_t t0, int64_t t1, int64_t r0, int64_t r1)
+{
+    const auto* wd = static_cast<const StorageT<D>*>(w.data);
+    const int64_t K = w.cols;
+    const int64_t R = w.rows;
+    GemmScratch& s = gemmScratch();
+    for (int64_t p = r0; p < r1; p += kPanelRows) {
+        const int nr = int(minI(kPanelRows, r1 - p));
+        for (int64_t k0 = 0; k0 < K; k0 += kBlockK) {
+            const int64_t kc = minI(kBlockK, K - k0);
+            packPanel<D>(wd, K, p, nr, k0, kc, s);
+            const bool accumulate = k0 > 0;
+            for (int64_t t = t0; t < t1; t += kTileTokens) {
+                const float* xt = x + t * K + k0;
+                float* yt = y + t * R + p;
+                switch (minI(kTileTokens, t1 - t)) {
+                case 1:
+                    gemmMicro<1>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    break;
+                case 2:
+                    gemmMicro<2>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    break;
+                case 3:
+                    gemmMicro<3>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    break;
+                case 4:
+                    gemmMicro<4>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    break;
+                case 5:
+                    gemmMicro<5>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    break;
+                default:
+                    gemmMicro<6>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+void gemmBlock(const float* x, int64_t /*T*/, const WeightView& w, float* y, int64_t t0, int64_t t1,
+               int64_t r0, int64_t r1)
+{
+    switch (w.dtype) {
+    case DType::F32:
+        gemmBlockD<DType::F32>(x, w, y, t0, t1, r0, r1);
+        return;
+    case DType::F16:
+        gemmBlockD<DType::F16>(x, w, y, t0, t1, r0, r1);
+        return;
+    case DType::BF16:
+        gemmBlockD<DType::BF16>(x, w, y, t0, t1, r0, r1);
+        return;
+    }
+}
+
+// ---- vector helpers ----
+
+// Four accumulators (combined in a fixed order) keep four FMA/add chains in flight.
+float dot(const float* a, const float* b, int64_t n)
+{
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes)
+        for (int j = 0; j < 4; ++j)
+            acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + j * kLanes), _mm512_loadu_ps(b + i + j * kLanes),
+                                     acc[j]);
+    for (; i < n; i += kLanes) {
+        const __mmask16 m = tailMask(n - i);
+        acc[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc[0]);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
+float sum(const float* x, int64_t n)
+{
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes)
+        for (int j = 0; j < 4; ++j) acc[j] = _mm512_add_ps(acc[j], _mm512_loadu_ps(x + i + j * kLanes));
+    for (; i < n; i += kLanes) acc[0] = _mm512_add_ps(acc[0], _mm512_maskz_loadu_ps(tailMask(n - i), x + i));
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
+void axpy(float a, const float* x, float* y, int64_t n)
+{
+    const __m512 av = _mm512_set1_ps(a);
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        const __mmask16 m = tailMask(n - i);
+        _mm512_mask_storeu_ps(
+            y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+template <DType D>
+void rmsnormRowD(const float* x, int64_t D_, const StorageT<D>* weight, float eps, float* y)
+{
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 4 * kLanes <= D_; i += 4 * kLanes)
+        for (int j = 0; j < 4; ++j) {
+            const __m512 v = _mm512_loadu_ps(x + i + j * kLanes);
+            acc[j] = _mm512_fmadd_ps(v, v, acc[j]);
+        }
+    for (; i < D_; i += kLanes) {
+        const __m512 v = _mm512_maskz_loadu_ps(tailMask(D_ - i), x + i);
+        acc[0] = _mm512_fmadd_ps(v, v, acc[0]);
+    }
+    const float ss =
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+    const __m512 scale = _mm512_set1_ps(rmsScale(ss, D_, eps));
+    // (x * scale) * weight, in that order, as the reference model rounds it.
+    for (i = 0; i < D_; i += kLanes) {
+        const __mmask16 m = tailMask(D_ - i);
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), scale);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(v, load16<D>(weight + i, m)));
+    }
+}
+
+void rmsnormRow(const float* x, int64_t D_, const WeightView& weight, float eps, float* y)
+{
+    switch (weight.dtype) {
+    case DType::F32:
+        rmsnormRowD<DType::F32>(x, D_, static_cast<const float*>(weight.data), eps, y);
+        return;
+    case DType::F16:
+        rmsnormRowD<DType::F16>(x, D_, static_cast<const uint16_t*>(weight.data), eps, y);
+        return;
+    case DType::BF16:
+        rmsnormRowD<DType::BF16>(x, D_, static_cast<const uint16_t*>(weight.data), eps, y);
+        return;
+    }
+}
+
+double fmaProbe(int64_t iterations)
+{
+    // 12 independent chains: more than latency (4) x FMA pipes (2) on current cores.
+    constexpr int kChains = 12;
+    __m512 a[kChains];
+    for (int j = 0; j < kChains; ++j) a[j] = _mm512_set1_ps(1.0f + 0.01f * float(j));
+    const __m512 m = _mm512_set1_ps(0.999999f);
+    const __m512 c = _mm512_set1_ps(1e-7f);
+    for (int64_t it = 0; it < iterations; ++it)
+        for (int j = 0; j < kChains; ++j) a[j] = _mm512_fmadd_ps(a[j], m, c);
+    __m512 s = a[0];
+    for (int j = 1; j < kChains; ++j) s = _mm512_add_ps(s, a[j]);
+    volatile float sink = _mm512_reduce_add_ps(s);
+    (void)sink;
+    return double(iterations) * kChains * kLanes * 2;
+}
+
+} // namespace
+
+const IsaKernels& avx512Kernels()
+{
+    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows, kTileTokens, convert,
+                              rmsnormRow, dot,       axpy,       sum,         fmaProbe};
+    return k;
+}
+
+} // namespace sage::cpu

@@ -1,0 +1,459 @@
+// CPU kernels and thread pool: every instruction-set path the machine offers is compared against a
+// double-precision reference computed from the same (rounded) weights, and results must be bitwise
+// independent of the thread count.
+
+#include "engine/core/SageError.h"
+#include "engine/cpu/CpuFeatures.h"
+#include "engine/cpu/Kernels.h"
+#include "engine/cpu/ThreadPool.h"
+
+#include <QtTest>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+using namespace sage;
+using namespace sage::cpu;
+
+namespace
+{
+
+const DType kDTypes[] = {DType::F32, DType::F16, DType::BF16};
+
+std::vector<Isa> availableIsas()
+{
+    std::vector<Isa> isas{Isa::Scalar};
+    if (detectedIsa() >= Isa::Avx2) isas.push_back(Isa::Avx2);
+    if (detectedIsa() >= Isa::Avx512) isas.push_back(Isa::Avx512);
+    return isas;
+}
+
+// A finite f16 with magnitude in about [2^-6, 2): random sign, exponent and mantissa bits.
+uint16_t randomF16(std::mt19937& rng)
+{
+    const uint32_t bits = rng();
+    const uint16_t sign = uint16_t((bits & 1u) << 15);
+    const uint16_t exponent = uint16_t(9 + (bits >> 1) % 7); // biased exponent 9..15
+    const uint16_t mantissa = uint16_t((bits >> 4) & 0x3ffu);
+    return uint16_t(sign | (exponent << 10) | mantissa);
+}
+
+// A weight matrix [rows, cols] in `dtype`, stored `offset` elements into its buffer so that its data
+// pointer is not 64-byte aligned when offset > 0.
+struct TestWeight {
+    std::vector<uint8_t> bytes;
+    WeightView view;
+
+    TestWeight(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng, int64_t offset = 1)
+    {
+        const size_t es = dtypeSize(dtype);
+        bytes.resize(size_t(rows * cols + offset) * es + 64);
+        // Align the base to 64 bytes first so that `offset` alone decides the misalignment.
+        const auto base = reinterpret_cast<uintptr_t>(bytes.data());
+        uint8_t* data = bytes.data() + ((64 - base % 64) % 64) + size_t(offset) * es;
+        std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+        for (int64_t i = 0; i < rows * cols; ++i) {
+            if (dtype == DType::F32) {
+                const float v = uni(rng);
+                std::memcpy(data + i * 4, &v, 4);
+            } else {
+                const uint16_t v = dtype == DType::F16 ? randomF16(rng) : floatToBf16(uni(rng));
+                std::memcpy(data + i * 2, &v, 2);
+            }
+        }
+        view = WeightView{data, dtype, rows, cols};
+    }
+};
+
+std::vector<float> randomFloats(int64_t n, std::mt19937& rng, float scale = 1.0f)
+{
+    std::uniform_real_distribution<float> uni(-scale, scale);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& f : v) f = uni(rng);
+    return v;
+}
+
+bool bitwiseEqual(const std::vector<float>& a, const std::vector<float>& b)
+{
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Restores the detected ISA however a test ends.
+struct IsaGuard {
+    ~IsaGuard() { setMaxIsa(detectedIsa()); }
+};
+
+} // namespace
+
+class TestKernels : public QObject
+{
+    Q_OBJECT
+
+private slots:
+    // ---- ThreadPool ----
+
+    void threadPoolCoversEveryIndexOnce()
+    {
+        for (int threads : {1, 2, 3, 4}) {
+            ThreadPool pool(threads);
+            QCOMPARE(pool.threadCount(), threads);
+            for (int64_t n : {0, 1, 2, 3, 7, 64, 1000, 4097}) {
+                for (int64_t grain : {1, 2, 3, 8, 100}) {
+                    std::vector<int> visits(size_t(n), 0); // [n]
+                    std::mutex mutex;
+                    std::vector<std::pair<int64_t, int64_t>> chunks;
+                    pool.parallelFor(
+                        n,
+                        [&](int64_t b, int64_t e) {
+                            for (int64_t i = b; i < e; ++i) ++visits[size_t(i)];
+                            std::lock_guard<std::mutex> lock(mutex);
+                            chunks.emplace_back(b, e);
+                        },
+                        grain);
+                    for (int64_t i = 0; i < n; ++i) QCOMPARE(visits[size_t(i)], 1);
+                    QVERIFY(int64_t(chunks.size()) <= threads);
+                    for (const auto& [b, e] : chunks) {
+                        QVERIFY(b < e);
+                        QCOMPARE(b % grain, int64_t(0)); // chunks start on grain boundaries
+                        if (e != n) QCOMPARE((e - b) % grain, int64_t(0));
+                    }
+                }
+            }
+        }
+    }
+
+    void threadPoolSurvivesManyBackToBackCalls()
+    {
+        // The decode step issues hundreds of calls per token; this exercises the hand-over between
+        // generations, calls that leave a worker without a chunk (n = 2 on 3 threads), and workers going to
+        // sleep between bursts.
+        ThreadPool pool(3);
+        std::vector<int64_t> out(12, 0); // [12]
+        const int calls = 3000;
+        for (int call = 0; call < calls; ++call) {
+            const int64_t n = call % 2 ? 2 : int64_t(out.size());
+            pool.parallelFor(n, [&](int64_t b, int64_t e) {
+                for (int64_t i = b; i < e; ++i) out[size_t(i)] += 1;
+            });
+            if (call == calls / 2) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        for (size_t i = 0; i < out.size(); ++i) QCOMPARE(out[i], int64_t(i < 2 ? calls : calls / 2));
+    }
+
+    void threadPoolRunsNestedCallsSerially()
+    {
+        ThreadPool pool(3);
+        std::atomic<int> innerCalls{0};
+        std::atomic<bool> innerOnOtherThread{false};
+        std::atomic<int> innerCovered{0};
+        pool.parallelFor(6, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) {
+                const auto outer = std::this_thread::get_id();
+                pool.parallelFor(100, [&](int64_t ib, int64_t ie) {
+                    ++innerCalls;
+                    innerCovered += int(ie - ib);
+                    if (std::this_thread::get_id() != outer) innerOnOtherThread = true;
+                });
+            }
+        });
+        QCOMPARE(innerCalls.load(), 6); // one serial call covering [0, 100) per outer index
+        QCOMPARE(innerCovered.load(), 600);
+        QVERIFY(!innerOnOtherThread.load());
+    }
+
+    void threadPoolPropagatesExceptions()
+    {
+        for (int threads : {1, 2, 3}) {
+            ThreadPool pool(threads);
+            std::atomic<int> done{0};
+            bool caught = false;
+            try {
+                pool.parallelFor(30, [&](int64_t b, int64_t e) {
+                    for (int64_t i = b; i < e; ++i) {
+                        if (i == 17) throw std::runtime_error("chunk failed at 17");
+                        ++done;
+                    }
+                });
+            } catch (const std::runtime_error& e) {
+                caught = true;
+                QCOMPARE(QString::fromUtf8(e.what()), QStringLiteral("chunk failed at 17"));
+            }
+            QVERIFY(caught);
+            QVERIFY(done.load() < 30);
+            // The pool stays usable after a failed call.
+            std::atomic<int64_t> total{0};
+            pool.parallelFor(100, [&](int64_t b, int64_t e) { total += e - b; });
+            QCOMPARE(total.load(), int64_t(100));
+        }
+    }
+
+    // ---- ISA selection ----
+
+    void isaSelection()
+    {
+        IsaGuard guard;
+        QCOMPARE(parseIsaName("AVX512"), std::optional<Isa>(Isa::Avx512));
+        QCOMPARE(parseIsaName("avx2"), std::optional<Isa>(Isa::Avx2));
+        QCOMPARE(parseIsaName("Scalar"), std::optional<Isa>(Isa::Scalar));
+        QVERIFY(!parseIsaName("sse9").has_value());
+        QCOMPARE(CpuFeatures::detect().bestIsa(), detectedIsa());
+        setMaxIsa(Isa::Scalar);
+        QCOMPARE(activeIsa(), Isa::Scalar);
+        setMaxIsa(Isa::Avx512); // clamped to what the CPU has
+        QCOMPARE(activeIsa(), detectedIsa());
+        qInfo("detected ISA: %s", isaName(detectedIsa()));
+    }
+
+    // ---- matmul ----
+
+    void matmulMatchesReference()
+    {
+        // Tolerance: |y - ref| <= 2e-5 * sum_k |x_k w_k| + 1e-6, with ref the double-precision sum over the
+        // same rounded weights. f32 accumulation over K <= 257 terms in any order stays well inside it.
+        IsaGuard guard;
+        ThreadPool pool(2);
+        std::mt19937 rng(1234);
+        for (DType dtype : kDTypes) {
+            for (int64_t K : {1, 7, 16, 33, 128, 257}) {
+                for (int64_t R : {1, 5, 64, 130}) {
+                    const TestWeight w(dtype, R, K, rng);
+                    for (int64_t T : {1, 2, 3, 5, 17, 64}) {
+                        // x and y sit one float past a 64-byte boundary: kernels must not assume alignment.
+                        std::vector<float> xs = randomFloats(T * K + 1, rng); // [1 + T*K]
+                        const float* x = xs.data() + 1;
+                        std::vector<double> ref(size_t(T * R));   // [T, R]
+                        std::vector<double> bound(size_t(T * R)); // [T, R] sum |x w|
+                        for (int64_t t = 0; t < T; ++t)
+                            for (int64_t r = 0; r < R; ++r) {
+                                double s = 0, a = 0;
+                                for (int64_t k = 0; k < K; ++k) {
+                                    const double p = double(x[t * K + k]) * double(w.view.at(r, k));
+                                    s += p;
+                                    a += std::abs(p);
+                                }
+                                ref[size_t(t * R + r)] = s;
+                                bound[size_t(t * R + r)] = 2e-5 * a + 1e-6;
+                            }
+                        for (Isa isa : availableIsas()) {
+                            setMaxIsa(isa);
+                            std::vector<float> ys(size_t(T * R + 1), std::nanf("")); // [1 + T*R]
+                            matmul(pool, x, T, w.view, ys.data() + 1);
+                            QVERIFY(std::isnan(ys[0])); // nothing written before y
+                            for (int64_t i = 0; i < T * R; ++i) {
+                                const double err = std::abs(double(ys[size_t(i + 1)]) - ref[size_t(i)]);
+                                if (!(err <= bound[size_t(i)]))
+                                    QFAIL(qPrintable(QStringLiteral("%1 %2 T=%3 K=%4 R=%5 y[%6]=%7 ref=%8")
+                                                         .arg(isaName(isa), dtypeName(dtype))
+                                                         .arg(T)
+                                                         .arg(K)
+                                                         .arg(R)
+                                                         .arg(i)
+                                                         .arg(double(ys[size_t(i + 1)]), 0, 'g', 9)
+                                                         .arg(ref[size_t(i)], 0, 'g', 9)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    void matmulIsIndependentOfThreadCount()
+    {
+        IsaGuard guard;
+        ThreadPool pool1(1), pool2(2), pool3(3);
+        std::mt19937 rng(99);
+        struct Shape {
+            int64_t T, K, R;
+        };
+        // Decode shapes, prefill shapes with many row panels, and prefill shapes with so few row panels
+        // that tokens are split across threads too; K > 256 crosses a K block.
+        const Shape shapes[] = {{1, 300, 257}, {3, 129, 300}, {4, 64, 1001}, {17, 300, 200},
+                                {64, 100, 70}, {9, 40, 1000}, {40, 513, 17}};
+        for (DType dtype : kDTypes) {
+            for (const Shape& s : shapes) {
+                const TestWeight w(dtype, s.R, s.K, rng);
+                const std::vector<float> x = randomFloats(s.T * s.K, rng); // [T, K]
+                for (Isa isa : availableIsas()) {
+                    setMaxIsa(isa);
+                    std::vector<float> y1(size_t(s.T * s.R)), y2(y1.size()), y3(y1.size()); // [T, R]
+                    matmul(pool1, x.data(), s.T, w.view, y1.data());
+                    matmul(pool2, x.data(), s.T, w.view, y2.data());
+                    matmul(pool3, x.data(), s.T, w.view, y3.data());
+                    const QByteArray what = QByteArray(isaName(isa)) + " " + dtypeName(dtype) +
+                                            " T=" + QByteArray::number(qint64(s.T));
+                    QVERIFY2(bitwiseEqual(y1, y2), what.constData());
+                    QVERIFY2(bitwiseEqual(y1, y3), what.constData());
+                    // And run to run.
+                    std::vector<float> again(y1.size());
+                    matmul(pool2, x.data(), s.T, w.view, again.data());
+                    QVERIFY2(bitwiseEqual(y2, again), what.constData());
+                }
+            }
+        }
+    }
+
+    void matmulEdgeShapes()
+    {
+        ThreadPool pool(2);
+        std::mt19937 rng(5);
+        // K = 0: an empty sum is 0.
+        const float dummy = 1.0f;
+        std::vector<float> y(6, 7.0f); // [2, 3]
+        matmul(pool, &dummy, 2, WeightView{&dummy, DType::F32, 3, 0}, y.data());
+        for (float v : y) QCOMPARE(v, 0.0f);
+        // T = 0 writes nothing.
+        matmul(pool, nullptr, 0, WeightView{&dummy, DType::F32, 3, 1}, nullptr);
+        // Negative shapes are rejected with a message naming the shape.
+        try {
+            matmul(pool, &dummy, -1, WeightView{&dummy, DType::F32, 3, 1}, y.data());
+            QFAIL("negative T accepted");
+        } catch (const SageError& e) {
+            QVERIFY(QByteArray(e.what()).contains("T = -1"));
+        }
+    }
+
+    // ---- rmsnorm, convertRow, dot, axpy ----
+
+    void rmsnormMatchesReference()
+    {
+        // Tolerance: |y - ref| <= 2e-5 * |ref| + 1e-7 with ref = x * (mean(x^2) + eps)^-1/2 * w in double.
+        IsaGuard guard;
+        std::mt19937 rng(7);
+        const float eps = 1e-5f;
+        for (DType dtype : kDTypes) {
+            for (int64_t D : {1, 7, 16, 33, 128, 257, 5120}) {
+                const int64_t T = 3;
+                const TestWeight w(dtype, 1, D, rng);
+                const std::vector<float> x = randomFloats(T * D, rng, 3.0f); // [T, D]
+                for (Isa isa : availableIsas()) {
+                    setMaxIsa(isa);
+                    std::vector<float> y(size_t(T * D)); // [T, D]
+                    rmsnorm(x.data(), T, D, w.view, eps, y.data());
+                    for (int64_t t = 0; t < T; ++t) {
+                        double ss = 0;
+                        for (int64_t i = 0; i < D; ++i) ss += double(x[t * D + i]) * x[t * D + i];
+                        const double scale = 1.0 / std::sqrt(ss / double(D) + double(eps));
+                        for (int64_t i = 0; i < D; ++i) {
+                            const double ref = double(x[t * D + i]) * scale * double(w.view.at(0, i));
+                            QVERIFY2(
+                                std::abs(double(y[t * D + i]) - ref) <= 2e-5 * std::abs(ref) + 1e-7,
+                                qPrintable(
+                                    QStringLiteral("%1 %2 D=%3").arg(isaName(isa), dtypeName(dtype)).arg(D)));
+                        }
+                    }
+                    // In place gives the same bits.
+                    std::vector<float> inPlace = x;
+                    rmsnorm(inPlace.data(), T, D, w.view, eps, inPlace.data());
+                    QVERIFY(bitwiseEqual(inPlace, y));
+                }
+            }
+        }
+    }
+
+    void rmsnormRejectsMismatchedWeight()
+    {
+        const float w[4] = {1, 1, 1, 1};
+        float x[5] = {1, 2, 3, 4, 5};
+        try {
+            rmsnorm(x, 1, 5, WeightView{w, DType::F32, 1, 4}, 1e-5f, x);
+            QFAIL("mismatched norm weight accepted");
+        } catch (const SageError& e) {
+            QVERIFY(QByteArray(e.what()).contains("has shape [1, 4], expected one row of 5"));
+        }
+    }
+
+    void convertRowIsExactForEveryHalfPattern()
+    {
+        // Every f16 and bf16 bit pattern (subnormals, infinities, NaNs) plus 3 more elements so the row
+        // has a vector tail; compared against the scalar conversions of DType.h.
+        IsaGuard guard;
+        const int64_t n = 65536 + 3;
+        std::vector<uint16_t> bits(static_cast<size_t>(n)); // [n]
+        for (int64_t i = 0; i < n; ++i) bits[size_t(i)] = uint16_t(i);
+        for (DType dtype : {DType::F16, DType::BF16}) {
+            const WeightView w{bits.data(), dtype, 1, n};
+            for (Isa isa : availableIsas()) {
+                setMaxIsa(isa);
+                std::vector<float> out(size_t(n + 1), -1.0f); // [n + 1], last entry must stay untouched
+                convertRow(w, 0, out.data());
+                QCOMPARE(out[size_t(n)], -1.0f);
+                for (int64_t i = 0; i < n; ++i) {
+                    const float ref = w.at(0, i);
+                    const float got = out[size_t(i)];
+                    if (std::isnan(ref)) {
+                        QVERIFY(std::isnan(got));
+                    } else if (std::memcmp(&ref, &got, 4) != 0) {
+                        QFAIL(qPrintable(QStringLiteral("%1 %2 pattern 0x%3: %4 != %5")
+                                             .arg(isaName(isa), dtypeName(dtype))
+                                             .arg(i, 4, 16, QChar('0'))
+                                             .arg(double(got))
+                                             .arg(double(ref))));
+                    }
+                }
+            }
+        }
+        // Rows other than 0, and f32.
+        std::mt19937 rng(3);
+        const TestWeight w(DType::F32, 4, 37, rng);
+        std::vector<float> out(37); // [37]
+        convertRow(w.view, 2, out.data());
+        for (int64_t i = 0; i < 37; ++i) QCOMPARE(out[size_t(i)], w.view.at(2, i));
+        QVERIFY_THROWS_EXCEPTION(SageError, convertRow(w.view, 4, out.data()));
+    }
+
+    void dotAndAxpyMatchReference()
+    {
+        // dot: |err| <= 1e-5 * sum |a b| + 1e-6; axpy: |err| <= 1e-6 * (|a x| + |y|), one or two roundings.
+        IsaGuard guard;
+        std::mt19937 rng(11);
+        for (int64_t n : {0, 1, 7, 8, 16, 33, 64, 65, 257, 1000}) {
+            const std::vector<float> a = randomFloats(n + 1, rng); // [n + 1], used from offset 1
+            const std::vector<float> b = randomFloats(n + 1, rng);
+            const std::vector<float> y0 = randomFloats(n + 1, rng);
+            double ref = 0, bound = 0;
+            for (int64_t i = 1; i <= n; ++i) {
+                ref += double(a[size_t(i)]) * b[size_t(i)];
+                bound += std::abs(double(a[size_t(i)]) * b[size_t(i)]);
+            }
+            for (Isa isa : availableIsas()) {
+                setMaxIsa(isa);
+                QVERIFY(std::abs(double(dot(a.data() + 1, b.data() + 1, n)) - ref) <= 1e-5 * bound + 1e-6);
+                double refSum = 0;
+                for (int64_t i = 1; i <= n; ++i) refSum += a[size_t(i)];
+                QVERIFY(std::abs(double(sum(a.data() + 1, n)) - refSum) <= 1e-5 * double(n) + 1e-6);
+
+                std::vector<float> y = y0;
+                const float alpha = 0.37f;
+                axpy(alpha, a.data() + 1, y.data() + 1, n);
+                QCOMPARE(y[0], y0[0]); // untouched before the range
+                for (int64_t i = 1; i <= n; ++i) {
+                    const double r = double(y0[size_t(i)]) + double(alpha) * a[size_t(i)];
+                    const double tol =
+                        1e-6 * (std::abs(double(alpha) * a[size_t(i)]) + std::abs(y0[size_t(i)]));
+                    QVERIFY(std::abs(double(y[size_t(i)]) - r) <= tol);
+                }
+            }
+        }
+    }
+
+    void fmaProbeCountsFlops()
+    {
+        IsaGuard guard;
+        for (Isa isa : availableIsas()) {
+            setMaxIsa(isa);
+            const double flops = fmaPeakProbe(10);
+            QVERIFY(flops > 0 && std::fmod(flops, 20.0) == 0.0);
+        }
+    }
+};
+
+QTEST_APPLESS_MAIN(TestKernels)
+#include "tst_kernels.moc"

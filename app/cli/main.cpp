@@ -5,6 +5,7 @@
 #include "engine/core/Version.h"
 #include "engine/cpu/Kernels.h"
 #include "engine/cpu/ThreadPool.h"
+#include "engine/io/TensorStore.h"
 #include "engine/model/Model.h"
 #include "engine/runtime/Generator.h"
 #include "engine/runtime/InferenceSession.h"

@@ -87,7 +87,10 @@ private slots:
             InferenceSession s2(*model, pool);
             s2.forward(g.tokens, false, part);
             QCOMPARE(int64_t(part.size()), V);
-            QVERIFY(std::equal(part.begin(), part.end(), prefill.end() - V));
+            // The last-position-only head runs a matrix-vector product instead of the blocked matrix
+            // product, so the summation order (not the result) may differ.
+            const std::vector<float> lastRow(prefill.end() - V, prefill.end());
+            QVERIFY(toleranceRatio(part, lastRow, 1e-5, 1e-5) <= 1.0);
         }
 
         // 4. Early exit after loop 1 (and loop 2 for three-loop models).

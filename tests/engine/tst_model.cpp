@@ -88,8 +88,11 @@ private slots:
     void fewerLayersOrLoopsThanStoredIsRejected()
     {
         QTemporaryDir tmp;
-        auto dir = copyWithConfig(tmp, "loop2_dense_w4", [](nlohmann::json& j) { j["num_hidden_layers"] = 1; });
-        expectError(dir, {"model.layers.1", "not used", "num_hidden_layers 1"});
+        auto dir = copyWithConfig(tmp, "loop2_dense_w4", [](nlohmann::json& j) {
+            j["num_hidden_layers"] = 1;
+            j.erase("mch_heads");
+        });
+        expectError(dir, {".1.", "is not used", "num_hidden_layers 1"});
         QTemporaryDir tmp2;
         dir = copyWithConfig(tmp2, "loop2_dense_w4", [](nlohmann::json& j) { j.erase("loop_num"); });
         expectError(dir, {"model.gate_projections.0", "loop_num 1"});
@@ -99,7 +102,7 @@ private slots:
     {
         QTemporaryDir tmp;
         const auto dir = copyWithConfig(tmp, "loop2_moe", [](nlohmann::json& j) { j["num_experts"] = 8; });
-        expectError(dir, {"experts.4", "is missing"});
+        expectError(dir, {"model.layers.0.mlp.gate.weight", "[4, 32]", "[8, 32]"});
     }
 
     void malformedConfigFields()
@@ -123,7 +126,7 @@ private slots:
         };
         for (size_t i = 0; i < cases.size(); ++i) {
             QTemporaryDir tmp;
-            expectError(copyWithConfig(tmp, "loop2_dense_w4", cases[i].edit), cases[i].parts);
+            expectError(copyWithConfig(tmp, "loop2_gqa4", cases[i].edit), cases[i].parts);
         }
     }
 

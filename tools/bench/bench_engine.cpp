@@ -41,7 +41,7 @@ struct Throughput {
 
 std::vector<int32_t> promptTokens(int64_t n, int64_t vocab)
 {
-    std::vector<int32_t> ids(size_t(n));
+    std::vector<int32_t> ids(static_cast<size_t>(n));
     uint64_t s = 12345;
     for (auto& t : ids) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
@@ -97,7 +97,7 @@ double measureReadBandwidth(cpu::ThreadPool& pool)
     const int64_t n = (int64_t(1) << 30) / 4;
     std::vector<float> buf(size_t(n), 1.0f); // [n] touched once so pages are resident
     const int T = pool.threadCount();
-    std::vector<float> sink(size_t(T)); // [T] per-thread sums, kept so the reads are not optimised away
+    std::vector<float> sink(static_cast<size_t>(T)); // [T] per-thread sums, kept so the reads are not optimised away
     double best = 0;
     for (int r = 0; r < 5; ++r) {
         auto t0 = Clock::now();

@@ -152,9 +152,10 @@ int cmdInfo(const CliOptions& o)
                 c.ropeScaling.type.empty() ? "" : (", " + c.ropeScaling.type + " scaling").c_str());
     std::printf("KV cache (CPU)    %s per token + %s loop-window rings\n", formatBytes(kvPerToken).c_str(),
                 formatBytes(ringBytes).c_str());
-    std::printf("Memory needed     %s at 4096 tokens, %s at the full context\n",
-                formatBytes(weights + ringBytes + kvPerToken * 4096).c_str(),
-                formatBytes(weights + ringBytes + kvPerToken * double(ctx)).c_str());
+    const int64_t typical = std::min<int64_t>(4096, ctx);
+    std::printf("Memory needed     %s at %lld tokens, %s at the full context (%lld tokens)\n",
+                formatBytes(weights + ringBytes + kvPerToken * double(typical)).c_str(), (long long)typical,
+                formatBytes(weights + ringBytes + kvPerToken * double(ctx)).c_str(), (long long)ctx);
     std::printf("Tokenizer         %s\n", model->tokenizer() ? "tokenizer.model" : "missing (token ids only)");
     std::printf("CPU kernels       %s\n", cpu::isaName(cpu::activeIsa()));
     return 0;

@@ -2,6 +2,8 @@
 // message with a nonzero exit code on every kind of bad input.
 #include "GoldenCase.h"
 
+#include "engine/model/RandomCheckpoint.h"
+
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -106,6 +108,50 @@ private slots:
         const Run t = cli({"info", "--model", goldenRoot() + "/loop2_moe"});
         QCOMPARE(t.code, 0);
         QVERIFY(t.out.contains("Parameters") && t.out.contains("Memory needed"));
+    }
+
+    // A random-weight model with the test tokenizer: text prompts, streaming text, stop strings.
+    void textPromptsAndStopStrings()
+    {
+        QTemporaryDir tmp;
+        const std::filesystem::path dir = tmp.path().toStdString();
+        const nlohmann::json config = {{"model_type", "sageloopcoder"}, {"vocab_size", 512}, {"hidden_size", 32},
+                                       {"intermediate_size", 64}, {"num_hidden_layers", 2},
+                                       {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+                                       {"max_position_embeddings", 512}, {"loop_num", 2}, {"loop_window_size", 8}};
+        sage::writeRandomCheckpoint(dir, config, sage::DType::BF16, 5);
+        for (const char* f : {"tokenizer.model", "tokenizer_config.json"})
+            std::filesystem::copy(std::filesystem::path(SAGE_TEST_DATA_DIR) / "tokenizer" / f, dir / f);
+        const QString model = tmp.path();
+
+        const Run full = cli({"generate", "--model", model, "--prompt", "def add(a, b):", "--max-tokens", "40",
+                              "--temperature", "1.0", "--seed", "11", "--format", "json"});
+        QCOMPARE(full.code, 0);
+        const QJsonObject o = QJsonDocument::fromJson(full.out).object();
+        const QString text = o.value("text").toString();
+        QVERIFY2(text.size() >= 12, qPrintable("generated text too short: " + text));
+        // Text mode streams exactly the same text.
+        const Run streamed = cli({"generate", "--model", model, "--prompt", "def add(a, b):", "--max-tokens", "40",
+                                  "--temperature", "1.0", "--seed", "11"});
+        QCOMPARE(streamed.code, 0);
+        QCOMPARE(QString::fromUtf8(streamed.out), text + "\n");
+
+        // A stop string taken from the middle of that text cuts the output right before it.
+        const QString stop = text.mid(text.size() / 2, 3);
+        const Run cut = cli({"generate", "--model", model, "--prompt", "def add(a, b):", "--max-tokens", "40",
+                             "--temperature", "1.0", "--seed", "11", "--stop", stop, "--format", "json"});
+        QCOMPARE(cut.code, 0);
+        const QJsonObject c2 = QJsonDocument::fromJson(cut.out).object();
+        QCOMPARE(c2.value("stop_reason").toString(), QString("stop_string"));
+        QCOMPARE(c2.value("text").toString(), text.left(text.indexOf(stop)));
+
+        // score --text encodes with the tokenizer (BOS added per tokenizer_config.json).
+        const Run s = cli({"score", "--model", model, "--text", "x = 1", "--no-logits", "--format", "json"});
+        QCOMPARE(s.code, 0);
+        const QJsonObject so = QJsonDocument::fromJson(s.out).object();
+        QCOMPARE(so.value("tokens").toArray().first().toInt(), 1);
+        QVERIFY(!so.contains("logits"));
+        QVERIFY(so.value("perplexity").toDouble() > 1.0);
     }
 
     void badInput()

@@ -6,10 +6,9 @@
 //          measured FMA peak.
 // Usage: sage-bench-engine [--threads N] [--model DIR] [--no-reference] [--skip-1b] [--workdir DIR] [--keep]
 //                          [--prompt N] [--decode N] [--json]
-#include "RandomCheckpoint.h"
-
 #include "engine/cpu/Kernels.h"
 #include "engine/cpu/ThreadPool.h"
+#include "engine/model/RandomCheckpoint.h"
 #include "engine/model/Model.h"
 #include "engine/runtime/InferenceSession.h"
 
@@ -209,7 +208,7 @@ int main(int argc, char** argv)
         if (modelA.empty()) {
             modelA = workdir / "small-moe-bf16";
             if (!fs::exists(modelA / "model.safetensors"))
-                bench::writeRandomCheckpoint(modelA, smallMoeConfig(), DType::BF16, 1);
+                writeRandomCheckpoint(modelA, smallMoeConfig(), DType::BF16, 1);
         }
         auto m = Model::load(modelA);
         const Throughput eng = measureEngine(*m, pool, prompt, decode, 3);
@@ -245,7 +244,7 @@ int main(int argc, char** argv)
             if (!fs::exists(dirB / "model.safetensors")) {
                 std::printf("Writing %s ...\n", dirB.string().c_str());
                 std::fflush(stdout);
-                bench::writeRandomCheckpoint(dirB, oneBillionConfig(), DType::BF16, 2);
+                writeRandomCheckpoint(dirB, oneBillionConfig(), DType::BF16, 2);
             }
             auto big = Model::load(dirB);
             const ModelConfig& c = big->config();

@@ -1,8 +1,8 @@
 #pragma once
 
-// Writes a random-weight checkpoint of any config (Hugging Face layout) for benchmarks, streaming each tensor
-// into the file so that multi-gigabyte checkpoints never sit in memory. Not for tests of numerics: the
-// weights are uniform noise scaled by 1/sqrt(fan-in), norm weights are 1.
+// Writes a random-weight checkpoint of any config (Hugging Face layout) for benchmarks and tests of
+// everything but numerics, streaming each tensor into the file so that multi-gigabyte checkpoints never sit
+// in memory. Weights are uniform noise scaled to std ~1/sqrt(fan-in); norm weights are 1.
 #include "engine/core/DType.h"
 #include "engine/io/SafeTensorsWriter.h"
 #include "engine/model/ModelConfig.h"
@@ -13,7 +13,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-namespace sage::bench {
+namespace sage {
 
 inline void writeRandomCheckpoint(const std::filesystem::path& dir, const nlohmann::json& config, DType dtype,
                                   uint64_t seed)
@@ -48,4 +48,4 @@ inline void writeRandomCheckpoint(const std::filesystem::path& dir, const nlohma
     w.write(dir / "model.safetensors");
 }
 
-} // namespace sage::bench
+} // namespace sage

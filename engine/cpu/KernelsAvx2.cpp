@@ -28,11 +28,6 @@ inline int64_t minI(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
-inline void zeroFloats(float* p, int64_t n)
-{
-    for (int64_t i = 0; i < n; ++i) p[i] = 0.0f;
-}
-
 template <DType D> struct Storage {
     using type = uint16_t;
 };
@@ -197,78 +192,93 @@ void matvecRows(const float* x, int64_t T, const WeightView& w, float* y, int64_
 }
 
 // ---- prefill path: blocked matrix-matrix product (outer-product micro-kernel, see KernelsAvx512.cpp) ----
-// A 6-token x 16-row tile of y lives in 12 of the 16 registers; the 16 x kBlockK panel (16 KiB) stays in L1.
+// A 6-token x 16-row tile of y lives in 12 of the 16 registers; the kBlockK x 16 panel (16 KiB) stays in L1.
 
 constexpr int kTileTokens = 6;
 constexpr int kPanelVectors = 2;
 constexpr int kPanelRows = kPanelVectors * kLanes; // 16
 constexpr int64_t kBlockK = 256;
 
-struct GemmScratch {
-    float* rows = nullptr;  // [kPanelRows][kBlockK]: weights converted row by row, zero-padded
-    float* panel = nullptr; // [kBlockK][kPanelRows]: the transpose the micro-kernel reads
+// The packed panel of the calling thread: [kBlockK][kPanelRows] f32, 64-byte aligned.
+struct PanelBuffer {
+    float* data = nullptr;
 
-    GemmScratch()
+    PanelBuffer()
     {
-        rows = static_cast<float*>(
-            ::operator new(2 * sizeof(float) * kPanelRows * kBlockK, std::align_val_t(64)));
-        panel = rows + kPanelRows * kBlockK;
+        data =
+            static_cast<float*>(::operator new(sizeof(float) * kPanelRows * kBlockK, std::align_val_t(64)));
     }
-    ~GemmScratch() { ::operator delete(rows, std::align_val_t(64)); }
-    GemmScratch(const GemmScratch&) = delete;
-    GemmScratch& operator=(const GemmScratch&) = delete;
+    ~PanelBuffer() { ::operator delete(data, std::align_val_t(64)); }
+    PanelBuffer(const PanelBuffer&) = delete;
+    PanelBuffer& operator=(const PanelBuffer&) = delete;
 };
 
-GemmScratch& gemmScratch()
+float* panelBuffer()
 {
-    thread_local GemmScratch scratch;
-    return scratch;
+    thread_local PanelBuffer buffer;
+    return buffer.data;
 }
 
-// dst[c][r] = src[r][c] for an 8x8 block of f32 (both 32-byte aligned rows).
-inline void transpose8x8(const float* src, int64_t lds, float* dst, int64_t ldd)
+// Transposes the 8x8 block held in r (r[i] = row i) in registers: afterwards r[c] = column c.
+inline void transpose8x8(__m256 (&r)[8])
 {
-    __m256 r[8];
     __m256 t[8];
-    for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(src + i * lds);
     // Within each 128-bit lane L: t[2i] = (r2i[4L], r2i+1[4L], r2i[4L+1], r2i+1[4L+1]), t[2i+1] likewise for
     // columns 4L+2, 4L+3.
     for (int i = 0; i < 4; ++i) {
         t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
         t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
-    // r[4h + c], lane L = rows 4h..4h+3 of column 4L + c.
+    // u[4h + c], lane L = rows 4h..4h+3 of column 4L + c.
+    __m256 u[8];
     for (int h = 0; h < 2; ++h) {
-        r[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
-        r[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xee);
-        r[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
-        r[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xee);
+        u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+        u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xee);
+        u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+        u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xee);
     }
     for (int c = 0; c < 4; ++c) {
-        _mm256_store_ps(dst + c * ldd, _mm256_permute2f128_ps(r[c], r[4 + c], 0x20));
-        _mm256_store_ps(dst + (c + 4) * ldd, _mm256_permute2f128_ps(r[c], r[4 + c], 0x31));
+        r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+        r[c + 4] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
     }
 }
 
-// Fills s.panel [roundUp(kc, 8)][kPanelRows] with W[r0 + i, k0 + c] (rows i >= nr and columns c >= kc
-// are zero).
+// panel[c][i] = W[r0 + i, k0 + c] as f32 for c < roundUp(kc, 8), i < kPanelRows; rows i >= nr and
+// columns c >= kc are zero. Each row's whole cache line is staged first, then converted and transposed in
+// 8x8 blocks in registers (see packPanel in KernelsAvx512.cpp for why).
 template <DType D>
-void packPanel(const StorageT<D>* w, int64_t K, int64_t r0, int nr, int64_t k0, int64_t kc, GemmScratch& s)
+void packPanel(const StorageT<D>* w, int64_t K, int64_t r0, int nr, int64_t k0, int64_t kc,
+               float* panel /*[kBlockK][kPanelRows]*/)
 {
-    const int64_t kcPadded = (kc + kLanes - 1) / kLanes * kLanes;
-    for (int i = 0; i < kPanelRows; ++i) {
-        float* dst = s.rows + i * kBlockK;
-        if (i < nr) {
-            convertSpan<D>(w + (r0 + i) * K + k0, kc, dst);
-            zeroFloats(dst + kc, kcPadded - kc);
-        } else {
-            zeroFloats(dst, kcPadded);
+    constexpr int kLine = int(64 / sizeof(StorageT<D>)); // elements per cache line: 16 or 32
+    alignas(64) StorageT<D> stage[kLanes][kLine];        // [8 rows][one line]
+    for (int64_t c = 0; c < kc; c += kLine) {
+        const int64_t n = minI(kLine, kc - c);
+        for (int g = 0; g < kPanelVectors; ++g) {
+            const StorageT<D>* src = w + (r0 + g * kLanes) * K + k0 + c;
+            if (g * kLanes + kLanes <= nr && n == kLine) {
+                for (int i = 0; i < kLanes; ++i)
+                    for (int half = 0; half < 2; ++half)
+                        _mm256_store_si256(
+                            reinterpret_cast<__m256i*>(stage[i]) + half,
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * K) + half));
+            } else {
+                // Rows past nr and columns past kc read as zero; nothing past them is touched.
+                for (int i = 0; i < kLanes; ++i) {
+                    const bool valid = g * kLanes + i < nr;
+                    for (int e = 0; e < kLine; ++e)
+                        stage[i][e] = valid && e < n ? src[i * K + e] : StorageT<D>(0);
+                }
+            }
+            for (int h = 0; h < kLine && c + h < kc; h += kLanes) {
+                __m256 r[kLanes];
+                for (int i = 0; i < kLanes; ++i) r[i] = load8<D>(&stage[i][h]);
+                transpose8x8(r);
+                for (int i = 0; i < kLanes; ++i)
+                    _mm256_store_ps(panel + (c + h + i) * kPanelRows + g * kLanes, r[i]);
+            }
         }
     }
-    for (int64_t c = 0; c < kcPadded; c += kLanes)
-        for (int g = 0; g < kPanelVectors; ++g)
-            transpose8x8(s.rows + g * kLanes * kBlockK + c, kBlockK, s.panel + c * kPanelRows + g * kLanes,
-                         kPanelRows);
 }
 
 // y[t, c] (+)= sum_k x[t, k] * panel[k][c] for MR tokens and the nr valid columns of the panel.
@@ -305,34 +315,34 @@ void gemmBlockD(const float* x, const WeightView& w, float* y, int64_t t0, int64
     const auto* wd = static_cast<const StorageT<D>*>(w.data);
     const int64_t K = w.cols;
     const int64_t R = w.rows;
-    GemmScratch& s = gemmScratch();
+    float* panel = panelBuffer(); // [kBlockK][kPanelRows]
     for (int64_t p = r0; p < r1; p += kPanelRows) {
         const int nr = int(minI(kPanelRows, r1 - p));
         for (int64_t k0 = 0; k0 < K; k0 += kBlockK) {
             const int64_t kc = minI(kBlockK, K - k0);
-            packPanel<D>(wd, K, p, nr, k0, kc, s);
+            packPanel<D>(wd, K, p, nr, k0, kc, panel);
             const bool accumulate = k0 > 0;
             for (int64_t t = t0; t < t1; t += kTileTokens) {
                 const float* xt = x + t * K + k0;
                 float* yt = y + t * R + p;
                 switch (minI(kTileTokens, t1 - t)) {
                 case 1:
-                    gemmMicro<1>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    gemmMicro<1>(xt, K, panel, kc, yt, R, nr, accumulate);
                     break;
                 case 2:
-                    gemmMicro<2>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    gemmMicro<2>(xt, K, panel, kc, yt, R, nr, accumulate);
                     break;
                 case 3:
-                    gemmMicro<3>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    gemmMicro<3>(xt, K, panel, kc, yt, R, nr, accumulate);
                     break;
                 case 4:
-                    gemmMicro<4>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    gemmMicro<4>(xt, K, panel, kc, yt, R, nr, accumulate);
                     break;
                 case 5:
-                    gemmMicro<5>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    gemmMicro<5>(xt, K, panel, kc, yt, R, nr, accumulate);
                     break;
                 default:
-                    gemmMicro<6>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    gemmMicro<6>(xt, K, panel, kc, yt, R, nr, accumulate);
                     break;
                 }
             }

@@ -37,11 +37,6 @@ inline int clampI(int v, int lo, int hi)
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
-inline void zeroFloats(float* p, int64_t n)
-{
-    for (int64_t i = 0; i < n; ++i) p[i] = 0.0f;
-}
-
 // ---- loading weights of any stored type as f32 lanes ----
 
 template <DType D> struct Storage {
@@ -213,82 +208,101 @@ constexpr int kPanelVectors = 4;
 constexpr int kPanelRows = kPanelVectors * kLanes; // 64
 constexpr int64_t kBlockK = 256;
 
-struct GemmScratch {
-    float* rows = nullptr;  // [kPanelRows][kBlockK]: weights converted row by row, zero-padded
-    float* panel = nullptr; // [kBlockK][kPanelRows]: the transpose the micro-kernel reads
+// The packed panel of the calling thread: [kBlockK][kPanelRows] f32, 64-byte aligned.
+struct PanelBuffer {
+    float* data = nullptr;
 
-    GemmScratch()
+    PanelBuffer()
     {
-        rows = static_cast<float*>(
-            ::operator new(2 * sizeof(float) * kPanelRows * kBlockK, std::align_val_t(64)));
-        panel = rows + kPanelRows * kBlockK;
+        data =
+            static_cast<float*>(::operator new(sizeof(float) * kPanelRows * kBlockK, std::align_val_t(64)));
     }
-    ~GemmScratch() { ::operator delete(rows, std::align_val_t(64)); }
-    GemmScratch(const GemmScratch&) = delete;
-    GemmScratch& operator=(const GemmScratch&) = delete;
+    ~PanelBuffer() { ::operator delete(data, std::align_val_t(64)); }
+    PanelBuffer(const PanelBuffer&) = delete;
+    PanelBuffer& operator=(const PanelBuffer&) = delete;
 };
 
-GemmScratch& gemmScratch()
+float* panelBuffer()
 {
-    thread_local GemmScratch scratch;
-    return scratch;
+    thread_local PanelBuffer buffer;
+    return buffer.data;
 }
 
-// dst[c][r] = src[r][c] for a 16x16 block of f32 (both 64-byte aligned rows).
-inline void transpose16x16(const float* src, int64_t lds, float* dst, int64_t ldd)
+// Transposes the 16x16 block held in r (r[i] = row i) in registers: afterwards r[c] = column c.
+inline void transpose16x16(__m512 (&r)[16])
 {
-    __m512 r[16];
     __m512 t[16];
-    for (int i = 0; i < 16; ++i) r[i] = _mm512_load_ps(src + i * lds);
     // Within each 128-bit lane L: t[2i] = (r2i[4L], r2i+1[4L], r2i[4L+1], r2i+1[4L+1]), t[2i+1] likewise for
     // columns 4L+2, 4L+3.
     for (int i = 0; i < 8; ++i) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
         t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
-    // r[4i + c], lane L = rows 4i..4i+3 of column 4L + c.
+    // u[4i + c], lane L = rows 4i..4i+3 of column 4L + c.
+    __m512 u[16];
     for (int i = 0; i < 4; ++i) {
         const __m512d a = _mm512_castps_pd(t[4 * i]);
         const __m512d b = _mm512_castps_pd(t[4 * i + 1]);
         const __m512d c = _mm512_castps_pd(t[4 * i + 2]);
         const __m512d d = _mm512_castps_pd(t[4 * i + 3]);
-        r[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+        u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
     }
-    // Column 4L + c gathers lane L of r[c], r[4 + c], r[8 + c], r[12 + c].
+    // Column 4L + c gathers lane L of u[c], u[4 + c], u[8 + c], u[12 + c].
     for (int c = 0; c < 4; ++c) {
-        const __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44);
-        const __m512 u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xee);
-        const __m512 v0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
-        const __m512 v1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xee);
-        _mm512_store_ps(dst + (c + 0) * ldd, _mm512_shuffle_f32x4(u0, v0, 0x88));
-        _mm512_store_ps(dst + (c + 4) * ldd, _mm512_shuffle_f32x4(u0, v0, 0xdd));
-        _mm512_store_ps(dst + (c + 8) * ldd, _mm512_shuffle_f32x4(u1, v1, 0x88));
-        _mm512_store_ps(dst + (c + 12) * ldd, _mm512_shuffle_f32x4(u1, v1, 0xdd));
+        const __m512 lo01 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44);
+        const __m512 hi01 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xee);
+        const __m512 lo23 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
+        const __m512 hi23 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xee);
+        r[c + 0] = _mm512_shuffle_f32x4(lo01, lo23, 0x88);
+        r[c + 4] = _mm512_shuffle_f32x4(lo01, lo23, 0xdd);
+        r[c + 8] = _mm512_shuffle_f32x4(hi01, hi23, 0x88);
+        r[c + 12] = _mm512_shuffle_f32x4(hi01, hi23, 0xdd);
     }
 }
 
-// Fills s.panel [roundUp(kc, 16)][kPanelRows] with W[r0 + i, k0 + c] (rows i >= nr and columns c >= kc
-// are zero).
+// panel[c][i] = W[r0 + i, k0 + c] as f32 for c < roundUp(kc, 16), i < kPanelRows; rows i >= nr and
+// columns c >= kc are zero. Converts and transposes 16x16 blocks in registers, so the weights are read once
+// and the panel written once. Each row's whole cache line is copied to a small staging block first: the rows
+// of a panel are usually a multiple of 4 KiB apart, so they all fall into one L1 set and a line would be
+// evicted before its second half was used.
 template <DType D>
-void packPanel(const StorageT<D>* w, int64_t K, int64_t r0, int nr, int64_t k0, int64_t kc, GemmScratch& s)
+void packPanel(const StorageT<D>* w, int64_t K, int64_t r0, int nr, int64_t k0, int64_t kc,
+               float* panel /*[kBlockK][kPanelRows]*/)
 {
-    const int64_t kcPadded = (kc + kLanes - 1) / kLanes * kLanes;
-    for (int i = 0; i < kPanelRows; ++i) {
-        float* dst = s.rows + i * kBlockK;
-        if (i < nr) {
-            convertSpan<D>(w + (r0 + i) * K + k0, kc, dst);
-            zeroFloats(dst + kc, kcPadded - kc);
-        } else {
-            zeroFloats(dst, kcPadded);
+    constexpr int kLine = int(64 / sizeof(StorageT<D>)); // elements per cache line: 16 or 32
+    alignas(64) StorageT<D> stage[16][kLine];            // [16 rows][one line]
+    for (int64_t c = 0; c < kc; c += kLine) {
+        const int64_t n = minI(kLine, kc - c);
+        for (int g = 0; g < kPanelVectors; ++g) {
+            const StorageT<D>* src = w + (r0 + g * kLanes) * K + k0 + c;
+            if (g * kLanes + kLanes <= nr && n == kLine) {
+                for (int i = 0; i < 16; ++i) _mm512_store_si512(stage[i], _mm512_loadu_si512(src + i * K));
+            } else {
+                // Rows past nr and columns past kc read as zero; masked-off elements are never touched.
+                const uint64_t lanes = n >= 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1;
+                for (int i = 0; i < 16; ++i) {
+                    const bool valid = g * kLanes + i < nr;
+                    if constexpr (kLine == 16)
+                        _mm512_store_ps(stage[i], valid ? _mm512_maskz_loadu_ps(__mmask16(lanes), src + i * K)
+                                                        : _mm512_setzero_ps());
+                    else
+                        _mm512_store_si512(stage[i],
+                                           valid ? _mm512_maskz_loadu_epi16(__mmask32(lanes), src + i * K)
+                                                 : _mm512_setzero_si512());
+                }
+            }
+            for (int h = 0; h < kLine && c + h < kc; h += kLanes) {
+                __m512 r[16];
+                for (int i = 0; i < 16; ++i) r[i] = load16<D>(&stage[i][h]);
+                transpose16x16(r);
+                for (int i = 0; i < 16; ++i)
+                    _mm512_store_ps(panel + (c + h + i) * kPanelRows + g * kLanes, r[i]);
+            }
         }
     }
-    for (int64_t c = 0; c < kcPadded; c += kLanes)
-        for (int g = 0; g < kPanelVectors; ++g)
-            transpose16x16(s.rows + g * kLanes * kBlockK + c, kBlockK, s.panel + c * kPanelRows + g * kLanes,
-                           kPanelRows);
 }
 
 // y[t, c] (+)= sum_k x[t, k] * panel[k][c] for MR tokens and the nr valid columns of the panel.
@@ -326,34 +340,36 @@ void gemmBlockD(const float* x, const WeightView& w, float* y, int64_t t0, int64
     const auto* wd = static_cast<const StorageT<D>*>(w.data);
     const int64_t K = w.cols;
     const int64_t R = w.rows;
-    GemmScratch& s = gemmScratch();
+    const int64_t tiles = (t1 - t0 + kTileTokens - 1) / kTileTokens;
+    float* panel = panelBuffer(); // [kBlockK][kPanelRows]
     for (int64_t p = r0; p < r1; p += kPanelRows) {
         const int nr = int(minI(kPanelRows, r1 - p));
         for (int64_t k0 = 0; k0 < K; k0 += kBlockK) {
             const int64_t kc = minI(kBlockK, K - k0);
-            packPanel<D>(wd, K, p, nr, k0, kc, s);
+            packPanel<D>(wd, K, p, nr, k0, kc, panel);
             const bool accumulate = k0 > 0;
-            for (int64_t t = t0; t < t1; t += kTileTokens) {
+            for (int64_t j = 0; j < tiles; ++j) {
+                const int64_t t = t0 + j * kTileTokens;
                 const float* xt = x + t * K + k0;
                 float* yt = y + t * R + p;
                 switch (minI(kTileTokens, t1 - t)) {
                 case 1:
-                    gemmMicro<1>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    gemmMicro<1>(xt, K, panel, kc, yt, R, nr, accumulate);
                     break;
                 case 2:
-                    gemmMicro<2>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    gemmMicro<2>(xt, K, panel, kc, yt, R, nr, accumulate);
                     break;
                 case 3:
-                    gemmMicro<3>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    gemmMicro<3>(xt, K, panel, kc, yt, R, nr, accumulate);
                     break;
                 case 4:
-                    gemmMicro<4>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    gemmMicro<4>(xt, K, panel, kc, yt, R, nr, accumulate);
                     break;
                 case 5:
-                    gemmMicro<5>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    gemmMicro<5>(xt, K, panel, kc, yt, R, nr, accumulate);
                     break;
                 default:
-                    gemmMicro<6>(xt, K, s.panel, kc, yt, R, nr, accumulate);
+                    gemmMicro<6>(xt, K, panel, kc, yt, R, nr, accumulate);
                     break;
                 }
             }

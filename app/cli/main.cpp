@@ -3,6 +3,7 @@
 
 #include "engine/capture/CaptureGeneration.h"
 #include "engine/capture/CapturePolicy.h"
+#include "engine/capture/SessionFile.h"
 #include "engine/capture/Trace.h"
 #include "engine/capture/TraceExport.h"
 #include "engine/capture/TraceRecorder.h"
@@ -55,7 +56,7 @@ Usage:
                     [--threads N] [--no-logits] --format json
   sage-cli capture  [--model DIR] (--prompt TEXT | --tokens 1,2,3) [--max-tokens N] [--temperature T]
                     [--top-k K] [--top-p P] [--seed S] [--policy summary|standard|full] [--budget BYTES]
-                    [--threads N] [--format npy|json|csv] --out DIR
+                    [--threads N] [--format npy|json|csv] --out DIR|FILE.sagetrace
   sage-cli version
 
 --model defaults to $SAGE_MODEL, else the bundled model. --temperature 0 (the default) is greedy decoding.
@@ -63,7 +64,7 @@ Usage:
 capture runs the prompt (and --max-tokens generated tokens, default 0) with a capture policy (default
 standard) and writes the trace: npy = one NumPy array per kind/loop/layer plus manifest.json in DIR (use
 --policy full for exact attention maps and logits.npy); json = DIR/trace.json; csv = DIR/steps.csv and
-DIR/routing.csv.
+DIR/routing.csv. An --out path ending in .sagetrace writes a session file instead (docs/session-format.md).
 )";
 
 std::filesystem::path modelDir(const CliOptions& o)
@@ -348,7 +349,18 @@ int cmdCapture(const CliOptions& o)
     }
     std::signal(SIGINT, SIG_DFL);
 
-    if (format == "npy") TraceExport::writeNpy(trace, *out);
+    if (out->size() > 10 && out->ends_with(".sagetrace")) {
+        SessionMeta meta;
+        meta.model = ModelIdentity::of(*model);
+        meta.modelFolder = model->folder().string();
+        meta.prompt = req.prompt;
+        meta.promptText = o.string("prompt", "");
+        meta.sampling = req.sampling;
+        meta.maxNewTokens = req.maxNewTokens;
+        meta.policy = policy.name();
+        SessionFile::save(*out, meta, trace);
+    } else if (format == "npy")
+        TraceExport::writeNpy(trace, *out);
     else if (format == "csv") TraceExport::writeCsv(trace, *out);
     else {
         std::filesystem::create_directories(*out);

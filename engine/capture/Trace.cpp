@@ -10,6 +10,13 @@ void Trace::setInfo(TraceInfo info)
     m_info = std::move(info);
 }
 
+void Trace::setOrigin(int64_t position)
+{
+    std::lock_guard lock(m_mutex);
+    if (!m_steps.empty()) throw SageError("trace: the origin can only be set while the trace is empty");
+    m_origin = position;
+}
+
 int64_t Trace::size() const
 {
     std::lock_guard lock(m_mutex);
@@ -68,10 +75,10 @@ void Trace::append(std::vector<StepPtr> steps)
         std::lock_guard lock(m_mutex);
         a = int64_t(m_steps.size());
         for (size_t k = 0; k < steps.size(); ++k)
-            if (steps[k]->position != a + int64_t(k))
+            if (steps[k]->position != m_origin + a + int64_t(k))
                 throw SageError("trace: appended step has position " + std::to_string(steps[k]->position) +
-                                ", expected " + std::to_string(a + int64_t(k)) +
-                                "; a trace records one run from position 0 without gaps");
+                                ", expected " + std::to_string(m_origin + a + int64_t(k)) +
+                                "; a trace records one run without gaps");
         m_steps.insert(m_steps.end(), steps.begin(), steps.end());
         m_bytes += added;
         b = int64_t(m_steps.size());

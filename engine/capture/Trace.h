@@ -36,10 +36,14 @@ public:
     Trace& operator=(const Trace&) = delete;
 
     const TraceInfo& info() const { return m_info; }
+    // Position of step 0: 0 for a run captured from its start; later when capture was switched on mid-run.
+    // Only settable while the trace is empty.
+    int64_t origin() const { return m_origin; }
+    void setOrigin(int64_t position);
     void setInfo(TraceInfo info);
 
     int64_t size() const;
-    // Step i (< size()), or nullptr past the published prefix.
+    // Step i (< size(), position origin() + i), or nullptr past the published prefix.
     StepPtr step(int64_t i) const;
     // The whole published prefix at one instant.
     std::vector<StepPtr> snapshot() const;
@@ -47,7 +51,7 @@ public:
     // Approximate bytes held by the published records.
     uint64_t bytes() const;
 
-    // Publishes steps at positions size() .. size() + steps.size() - 1 and notifies the listeners.
+    // Publishes steps at positions origin() + size() .. + steps.size() - 1 and notifies the listeners.
     // Throws SageError if a step's position does not continue the trace.
     void append(std::vector<StepPtr> steps);
     // Forgets every step (listeners are told nothing; a new run starts).
@@ -62,6 +66,7 @@ private:
     mutable std::mutex m_mutex;
     TraceInfo m_info;
     std::vector<StepPtr> m_steps;
+    int64_t m_origin = 0;
     uint64_t m_bytes = 0;
     std::mutex m_listenerMutex;
     std::map<int, Listener> m_listeners;

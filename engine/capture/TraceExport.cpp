@@ -66,6 +66,9 @@ void TraceExport::writeNpy(const Trace& trace, const std::filesystem::path& dir)
         files.push_back(f);
     };
     if (T == 0) throw SageError("the trace is empty: nothing to export");
+    if (trace.origin() != 0)
+        throw SageError("the trace starts at position " + std::to_string(trace.origin()) +
+                        "; .npy maps need a trace captured from position 0 (capture the whole run)");
 
     // Which (loop, layer) records every step has, in forward order (from the first step).
     for (const LayerRecord& r0 : steps[0]->layers) {

@@ -35,8 +35,8 @@ public:
     {
         return head == m_head ? (m_stream == AttentionStream::Global ? StreamBits::Global : StreamBits::Local) : 0;
     }
-    void observeAttention(int64_t, int64_t, int64_t, AttentionStream, int64_t i, const float* probs, int64_t firstKey,
-                          int64_t count) override
+    void observeAttention(int64_t, int64_t, int64_t, AttentionStream, int64_t i, const float* probs, const float*,
+                          int64_t firstKey, int64_t count) override
     {
         std::memcpy(map.data() + i * m_T + firstKey, probs, size_t(count) * sizeof(float));
     }

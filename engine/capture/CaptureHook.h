@@ -35,9 +35,10 @@ public:
     // Ask (only when askLayer included Attention): StreamBits of `head` wanted at (loop, layer).
     virtual uint32_t askHead(int64_t loop, int64_t layer, int64_t head) = 0;
 
-    // probs[0, count): softmax row of query i over keys at positions firstKey .. firstKey + count - 1.
+    // probs[0, count): softmax row of query i over keys at positions firstKey .. firstKey + count - 1;
+    // scores[0, count): the scaled scores it is the softmax of (entropy without a logarithm per key).
     virtual void observeAttention(int64_t loop, int64_t layer, int64_t head, AttentionStream stream, int64_t i,
-                                  const float* probs, int64_t firstKey, int64_t count) = 0;
+                                  const float* probs, const float* scores, int64_t firstKey, int64_t count) = 0;
     // Loops >= 2: the global stream output a[hd] and the local stream output b[hd] of `head` for row i, before
     // they are mixed with gate g.
     virtual void observeStreams(int64_t loop, int64_t layer, int64_t head, int64_t i, const float* a, const float* b,

@@ -16,8 +16,7 @@ CapturePolicy CapturePolicy::preset(CapturePreset preset, const ModelConfig& con
     switch (preset) {
     case CapturePreset::Summary:
         p.m_name = "summary";
-        p.m_kinds = Gates | StreamStats | RouterChoice | Residual | LogitLens | (mch.empty() ? 0u : Attention);
-        p.m_fullHeads = mch;
+        p.m_kinds = Gates | StreamStats | RouterChoice | Residual | LogitLens;
         p.m_attnTopK = 0;
         break;
     case CapturePreset::Standard:

@@ -26,7 +26,7 @@ struct CaptureEstimate {
 //
 // Presets (docs/capture.md has the bytes per token):
 //   summary:  gates, stream norms and divergence, chosen experts, residual norms, logit lens after each loop;
-//             attention rows only for the config's mch_heads.
+//             no attention rows (recompute them on demand).
 //   standard: summary + full router softmax + top-k summaries of every head's rows + full rows of mch_heads.
 //   full:     everything: full rows of every head and stream, final logits of every position.
 // Selections (loops, layers, heads) are empty = all. Loops are 1-based, layers and heads 0-based.

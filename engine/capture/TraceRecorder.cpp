@@ -151,7 +151,8 @@ uint32_t TraceRecorder::askHead(int64_t loop, int64_t layer, int64_t head)
 }
 
 void TraceRecorder::observeAttention(int64_t /*loop*/, int64_t /*layer*/, int64_t head, AttentionStream stream,
-                                     int64_t i, const float* probs, int64_t firstKey, int64_t count)
+                                     int64_t i, const float* probs, const float* scores, int64_t firstKey,
+                                     int64_t count)
 {
     LayerRecord& r = current(i);
     const int64_t slot = head * r.streams + int64_t(stream);
@@ -161,10 +162,16 @@ void TraceRecorder::observeAttention(int64_t /*loop*/, int64_t /*layer*/, int64_
         row.firstKey = int32_t(firstKey);
         row.probs.assign(probs, probs + count);
     }
-    double h = 0;
-    for (int64_t j = 0; j < count; ++j)
-        if (probs[j] > 0.0f) h -= double(probs[j]) * std::log(double(probs[j]));
-    r.entropy[size_t(slot)] = float(h);
+    // H = -sum p log p = log Z - sum p s with log Z = s_k - log p_k for the most probable key k: one
+    // logarithm per row instead of one per key (which would cost more than the attention itself).
+    int64_t best = 0;
+    double ps = 0;
+    for (int64_t j = 0; j < count; ++j) {
+        if (probs[j] > probs[best]) best = j;
+        ps += double(probs[j]) * double(scores[j]);
+    }
+    const double logZ = double(scores[best]) - std::log(double(probs[best]));
+    r.entropy[size_t(slot)] = float(std::max(0.0, logZ - ps));
     const int k = r.topK;
     if (k > 0) {
         int32_t* keys = r.topKeys.data() + slot * k;

@@ -32,7 +32,7 @@ public:
     uint32_t askLayer(int64_t loop, int64_t layer) override;
     uint32_t askHead(int64_t loop, int64_t layer, int64_t head) override;
     void observeAttention(int64_t loop, int64_t layer, int64_t head, AttentionStream stream, int64_t i,
-                          const float* probs, int64_t firstKey, int64_t count) override;
+                          const float* probs, const float* scores, int64_t firstKey, int64_t count) override;
     void observeStreams(int64_t loop, int64_t layer, int64_t head, int64_t i, const float* a, const float* b,
                         float g) override;
     void observeGates(int64_t loop, int64_t layer, const float* gates) override;

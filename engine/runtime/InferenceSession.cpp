@@ -165,9 +165,13 @@ void InferenceSession::forward(std::span<const int32_t> tokens, bool allPosition
     // never changes the returned numbers), then the logit lens of the kept residual streams against them.
     if (forwardKinds != 0 || !m_lensHidden.empty()) {
         const int64_t V = c.vocabSize;
-        m_captureLogits.resize(size_t(n * V));
-        cpu::rmsnorm(m_h.data(), n, D, m_model.finalNorm(), float(c.rmsNormEps), m_x.data());
-        cpu::matmul(m_pool, m_x.data(), n, m_model.lmHead(), m_captureLogits.data());
+        if (rows == n) {
+            m_captureLogits = logits; // the same rows, computed above
+        } else {
+            m_captureLogits.resize(size_t(n * V));
+            cpu::rmsnorm(m_h.data(), n, D, m_model.finalNorm(), float(c.rmsNormEps), m_x.data());
+            cpu::matmul(m_pool, m_x.data(), n, m_model.lmHead(), m_captureLogits.data());
+        }
         if (forwardKinds & CaptureKind::Logits) m_hook->observeLogits(m_captureLogits.data());
         for (const SavedHidden& s : m_lensHidden) deliverLens(s.loop, s.layer, s.h.data(), n, m_captureLogits.data());
         if (forwardKinds & CaptureKind::LogitLens)
@@ -274,6 +278,7 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
     m_pool.parallelFor(n * H, [&](int64_t begin, int64_t end) {
         thread_local std::vector<float> scores;
         thread_local std::vector<float> local;
+        thread_local std::vector<float> raw; // [keys] scaled scores before the softmax (capture only)
         for (int64_t item = begin; item < end; ++item) {
             const int64_t i = item / H, h = item % H, kvh = h / group;
             const int64_t p = p0 + i;
@@ -283,9 +288,11 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
             // Global stream (loop 1: the only stream): causal over loop-1 keys 0..p.
             scores.resize(size_t(p + 1));
             for (int64_t j = 0; j <= p; ++j) scores[size_t(j)] = cpu::dot(q, k1 + j * kvRow + kvh * hd, hd) * scale;
+            const bool keepGlobal = wantAttn && (m_headStreams[size_t(h)] & StreamBits::Global);
+            if (keepGlobal) raw.assign(scores.begin(), scores.end());
             softmaxInPlace(scores.data(), p + 1);
-            if (wantAttn && (m_headStreams[size_t(h)] & StreamBits::Global))
-                hook->observeAttention(loop, L, h, AttentionStream::Global, i, scores.data(), 0, p + 1);
+            if (keepGlobal)
+                hook->observeAttention(loop, L, h, AttentionStream::Global, i, scores.data(), raw.data(), 0, p + 1);
             std::fill(out, out + hd, 0.0f);
             for (int64_t j = 0; j <= p; ++j) cpu::axpy(scores[size_t(j)], v1 + j * kvRow + kvh * hd, out, hd);
             if (loop == 1) continue;
@@ -299,9 +306,11 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
             scores.resize(size_t(cnt));
             for (int64_t j = first; j <= p; ++j)
                 scores[size_t(j - first)] = cpu::dot(q, keyAt(j, pendK, ringK), hd) * scale;
+            const bool keepLocal = wantAttn && (m_headStreams[size_t(h)] & StreamBits::Local);
+            if (keepLocal) raw.assign(scores.begin(), scores.end());
             softmaxInPlace(scores.data(), cnt);
-            if (wantAttn && (m_headStreams[size_t(h)] & StreamBits::Local))
-                hook->observeAttention(loop, L, h, AttentionStream::Local, i, scores.data(), first, cnt);
+            if (keepLocal)
+                hook->observeAttention(loop, L, h, AttentionStream::Local, i, scores.data(), raw.data(), first, cnt);
             local.assign(size_t(hd), 0.0f);
             for (int64_t j = first; j <= p; ++j)
                 cpu::axpy(scores[size_t(j - first)], keyAt(j, pendV, ringV), local.data(), hd);

@@ -41,7 +41,8 @@ public:
     void endForward(bool) override {}
     uint32_t askLayer(int64_t, int64_t) override { return 0; }
     uint32_t askHead(int64_t, int64_t, int64_t) override { return 0; }
-    void observeAttention(int64_t, int64_t, int64_t, AttentionStream, int64_t, const float*, int64_t, int64_t) override
+    void observeAttention(int64_t, int64_t, int64_t, AttentionStream, int64_t, const float*, const float*, int64_t,
+                          int64_t) override
     {
     }
     void observeStreams(int64_t, int64_t, int64_t, int64_t, const float*, const float*, float) override {}

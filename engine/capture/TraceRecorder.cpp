@@ -276,35 +276,38 @@ void TraceRecorder::observeLens(int64_t loop, int64_t layer, int64_t i0, int64_t
 {
     const int64_t V = m_model.config().vocabSize;
     const int k = std::max(0, m_policy.lensTopK());
-    std::vector<float> p(static_cast<size_t>(V));
+    const bool same = lens == final; // the last loop: the lens is the output itself, KL 0
+    std::vector<float> pl(static_cast<size_t>(V)), pf(same ? 0 : static_cast<size_t>(V)); // [V] each
     for (int64_t r = 0; r < rows; ++r) {
         const float* l = lens + r * V;
         const float* f = final + r * V;
-        // log-softmax of both rows in double; KL(final || lens) = sum pf * (log pf - log pl).
-        double ml = l[0], mf = f[0];
+        // Softmax of both rows (two exponentials per entry); KL(final || lens) = sum pf * (log pf - log pl)
+        // with log pf - log pl = (f - l) - (log Zf - log Zl), so no logarithm per entry.
+        float ml = l[0], mf = f[0];
         for (int64_t v = 1; v < V; ++v) {
-            ml = std::max(ml, double(l[v]));
-            mf = std::max(mf, double(f[v]));
+            ml = std::max(ml, l[v]);
+            mf = std::max(mf, f[v]);
         }
         double sl = 0, sf = 0;
-        for (int64_t v = 0; v < V; ++v) {
-            sl += std::exp(double(l[v]) - ml);
-            sf += std::exp(double(f[v]) - mf);
-        }
-        const double lzl = ml + std::log(sl), lzf = mf + std::log(sf);
+        for (int64_t v = 0; v < V; ++v) sl += pl[size_t(v)] = std::exp(l[v] - ml);
         double kl = 0;
-        for (int64_t v = 0; v < V; ++v) {
-            const double lpf = double(f[v]) - lzf, lpl = double(l[v]) - lzl;
-            kl += std::exp(lpf) * (lpf - lpl);
-            p[size_t(v)] = float(std::exp(lpl));
+        if (!same) {
+            for (int64_t v = 0; v < V; ++v) sf += pf[size_t(v)] = std::exp(f[v] - mf);
+            const double dz = (double(mf) + std::log(sf)) - (double(ml) + std::log(sl));
+            for (int64_t v = 0; v < V; ++v) kl += double(pf[size_t(v)]) * ((double(f[v]) - double(l[v])) - dz);
+            kl /= sf;
         }
+        const float inv = float(1.0 / sl);
         LensRecord rec;
         rec.loop = int16_t(loop);
         rec.layer = int16_t(layer);
         rec.kl = float(std::max(0.0, kl));
         rec.tokens.resize(size_t(k));
         rec.probs.resize(size_t(k));
-        if (k > 0) topK(p.data(), V, k, rec.tokens.data(), rec.probs.data());
+        if (k > 0) {
+            topK(pl.data(), V, k, rec.tokens.data(), rec.probs.data());
+            for (float& p : rec.probs) p *= inv;
+        }
         m_pending[size_t(i0 + r)]->lens.push_back(std::move(rec));
     }
 }

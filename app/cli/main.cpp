@@ -1,6 +1,12 @@
 // sage-cli: the headless front end of the SAGE Workbench engine (info, generate, score).
 #include "CliOptions.h"
 
+#include "engine/capture/CaptureGeneration.h"
+#include "engine/capture/CapturePolicy.h"
+#include "engine/capture/SessionFile.h"
+#include "engine/capture/Trace.h"
+#include "engine/capture/TraceExport.h"
+#include "engine/capture/TraceRecorder.h"
 #include "engine/core/SageError.h"
 #include "engine/core/Version.h"
 #include "engine/cpu/Kernels.h"
@@ -48,10 +54,17 @@ Usage:
                     [--stop STRING ...] [--threads N] [--max-loops N] [--format text|json]
   sage-cli score    [--model DIR] (--tokens 1,2,3 | --text TEXT | --text-file FILE) [--max-loops N]
                     [--threads N] [--no-logits] --format json
+  sage-cli capture  [--model DIR] (--prompt TEXT | --tokens 1,2,3) [--max-tokens N] [--temperature T]
+                    [--top-k K] [--top-p P] [--seed S] [--policy summary|standard|full] [--budget BYTES]
+                    [--threads N] [--format npy|json|csv] --out DIR|FILE.sagetrace
   sage-cli version
 
 --model defaults to $SAGE_MODEL, else the bundled model. --temperature 0 (the default) is greedy decoding.
 --max-loops 1 exits after loop 1 (the final norm and head are applied to loop 1's output).
+capture runs the prompt (and --max-tokens generated tokens, default 0) with a capture policy (default
+standard) and writes the trace: npy = one NumPy array per kind/loop/layer plus manifest.json in DIR (use
+--policy full for exact attention maps and logits.npy); json = DIR/trace.json; csv = DIR/steps.csv and
+DIR/routing.csv. An --out path ending in .sagetrace writes a session file instead (docs/session-format.md).
 )";
 
 std::filesystem::path modelDir(const CliOptions& o)
@@ -298,6 +311,68 @@ int cmdScore(const CliOptions& o)
     return 0;
 }
 
+int cmdCapture(const CliOptions& o)
+{
+    if (o.has("prompt") == o.has("tokens")) throw UsageError{"capture needs exactly one of --prompt or --tokens"};
+    const auto out = o.value("out");
+    if (!out) throw UsageError{"capture needs --out DIR (the folder the exported files are written to)"};
+    const std::string format = o.string("format", "npy");
+    if (format != "npy" && format != "json" && format != "csv") throw UsageError{"--format must be npy, json or csv"};
+    auto model = Model::load(modelDir(o));
+    GenerationRequest req;
+    if (auto p = o.value("prompt")) req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
+    else req.prompt = toIds(cli::parseIdList(*o.value("tokens"), "tokens"));
+    if (req.prompt.empty()) throw SageError("the prompt is empty; give a prompt text or token ids");
+    req.maxNewTokens = o.integer("max-tokens", 0, 0, 1 << 30);
+    req.sampling.temperature = o.number("temperature", 0.0, 0.0, 100.0);
+    req.sampling.topK = o.integer("top-k", 0, 0, 1 << 30);
+    req.sampling.topP = o.number("top-p", 1.0, 1e-9, 1.0);
+    req.sampling.seed = uint64_t(o.integer("seed", 0, 0, std::numeric_limits<long long>::max()));
+    req.eosTokenIds = model->eosTokenIds();
+
+    CapturePolicy policy = CapturePolicy::fromName(o.string("policy", "standard"), model->config());
+    policy.setMemoryBudget(uint64_t(o.integer("budget", 0, 0, std::numeric_limits<long long>::max())));
+    policy.checkBudget(model->config(), int64_t(req.prompt.size()) + req.maxNewTokens + 1);
+
+    cpu::ThreadPool pool(threadCount(o));
+    InferenceSession session(*model, pool);
+    Trace trace;
+    TraceRecorder recorder(*model, policy, trace);
+    std::signal(SIGINT, onInterrupt);
+    if (req.maxNewTokens > 0) {
+        const GenerationResult r = captureGenerate(session, model->tokenizer(), req, recorder, {}, &g_cancel);
+        if (r.reason == StopReason::Cancelled) std::fprintf(stderr, "sage-cli: cancelled; writing the steps so far\n");
+    } else {
+        session.setCaptureHook(&recorder);
+        std::vector<float> logits;
+        session.forward(req.prompt, false, logits, &g_cancel);
+        session.setCaptureHook(nullptr);
+    }
+    std::signal(SIGINT, SIG_DFL);
+
+    if (out->size() > 10 && out->ends_with(".sagetrace")) {
+        SessionMeta meta;
+        meta.model = ModelIdentity::of(*model);
+        meta.modelFolder = model->folder().string();
+        meta.prompt = req.prompt;
+        meta.promptText = o.string("prompt", "");
+        meta.sampling = req.sampling;
+        meta.maxNewTokens = req.maxNewTokens;
+        meta.policy = policy.name();
+        SessionFile::save(*out, meta, trace);
+    } else if (format == "npy")
+        TraceExport::writeNpy(trace, *out);
+    else if (format == "csv") TraceExport::writeCsv(trace, *out);
+    else {
+        std::filesystem::create_directories(*out);
+        TraceExport::writeJson(trace, std::filesystem::path(*out) / "trace.json");
+    }
+    std::fprintf(stderr, "[captured %lld positions with policy %s: %s in the trace; wrote %s]\n",
+                 (long long)trace.size(), policy.name().c_str(), formatBytes(double(trace.bytes())).c_str(),
+                 out->c_str());
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -323,7 +398,13 @@ int main(int argc, char** argv)
         if (cmd == "score")
             return cmdScore(CliOptions(args, {"model", "tokens", "text", "text-file", "max-loops", "threads", "format"},
                                        {"no-logits"}));
-        throw UsageError{"unknown command '" + cmd + "'; commands: info, generate, score, version (see sage-cli --help)"};
+        if (cmd == "capture")
+            return cmdCapture(CliOptions(args,
+                                         {"model", "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p",
+                                          "seed", "threads", "policy", "budget", "format", "out"},
+                                         {}));
+        throw UsageError{"unknown command '" + cmd +
+                         "'; commands: info, generate, score, capture, version (see sage-cli --help)"};
     } catch (const UsageError& e) {
         std::fprintf(stderr, "sage-cli: %s\n", e.message.c_str());
         return 2;

@@ -1,5 +1,6 @@
 #include "engine/runtime/InferenceSession.h"
 
+#include "engine/capture/CaptureHook.h"
 #include "engine/core/SageError.h"
 #include "engine/cpu/Kernels.h"
 #include "engine/cpu/ThreadPool.h"
@@ -32,14 +33,24 @@ inline void softmaxInPlace(float* s, int64_t n)
     for (int64_t j = 0; j < n; ++j) s[j] *= inv;
 }
 
+// Tells the hook how a forward call ended, also when it leaves by an exception.
+struct HookCallGuard {
+    CaptureHook* hook;
+    bool ok = false;
+    ~HookCallGuard()
+    {
+        if (hook) hook->endForward(ok);
+    }
+};
+
 } // namespace
 
 InferenceSession::InferenceSession(const Model& model, cpu::ThreadPool& pool, SessionOptions options)
     : m_model(model), m_pool(pool), m_rope(model.config())
 {
     const ModelConfig& c = model.config();
-    m_maxContext = options.maxContext > 0 ? std::min(options.maxContext, c.maxPositionEmbeddings)
-                                          : c.maxPositionEmbeddings;
+    m_maxContext =
+        options.maxContext > 0 ? std::min(options.maxContext, c.maxPositionEmbeddings) : c.maxPositionEmbeddings;
     m_loops = options.maxLoops > 0 ? std::min(options.maxLoops, c.loopNum) : c.loopNum;
     m_window = c.loopWindowSize;
     m_cache.resize(size_t(c.numHiddenLayers));
@@ -123,13 +134,24 @@ void InferenceSession::forward(std::span<const int32_t> tokens, bool allPosition
     m_gate.resize(size_t(n * H));
     for (int64_t i = 0; i < n; ++i) cpu::convertRow(m_model.embedTokens(), tokens[size_t(i)], m_h.data() + i * D);
 
+    uint32_t forwardKinds = 0;
+    HookCallGuard guard{m_hook};
+    if (m_hook) {
+        forwardKinds = m_hook->beginForward(p0, tokens, m_loops);
+        m_lensHidden.clear();
+    }
+
     for (int64_t loop = 1; loop <= m_loops; ++loop) {
         for (int64_t L = 0; L < N; ++L) {
             if (cancel && cancel->load(std::memory_order_relaxed)) throw CancelledError();
             const LayerWeights& w = m_model.layer(L);
-            attention(loop, L, w, n, p0);
-            feedForward(w, n);
+            const uint32_t want = m_hook ? m_hook->askLayer(loop, L) : 0;
+            attention(loop, L, w, n, p0, want);
+            feedForward(w, n, loop, L, want);
+            if (want & CaptureKind::Residual) m_hook->observeResidual(loop, L, m_h.data());
+            if (want & CaptureKind::LensLayer) m_lensHidden.push_back({loop, L, m_h});
         }
+        if ((forwardKinds & CaptureKind::LogitLens) && loop < m_loops) m_lensHidden.push_back({loop, -1, m_h});
     }
 
     // Final norm once, after the last loop; the head only for the rows asked for.
@@ -138,6 +160,24 @@ void InferenceSession::forward(std::span<const int32_t> tokens, bool allPosition
     cpu::rmsnorm(hLast, rows, D, m_model.finalNorm(), float(c.rmsNormEps), m_x.data());
     logits.resize(size_t(rows * c.vocabSize));
     cpu::matmul(m_pool, m_x.data(), rows, m_model.lmHead(), logits.data());
+
+    // Capture: the final logits of every row (computed apart from the caller's rows above, so that capture
+    // never changes the returned numbers), then the logit lens of the kept residual streams against them.
+    if (forwardKinds != 0 || !m_lensHidden.empty()) {
+        const int64_t V = c.vocabSize;
+        if (rows == n) {
+            m_captureLogits = logits; // the same rows, computed above
+        } else {
+            m_captureLogits.resize(size_t(n * V));
+            cpu::rmsnorm(m_h.data(), n, D, m_model.finalNorm(), float(c.rmsNormEps), m_x.data());
+            cpu::matmul(m_pool, m_x.data(), n, m_model.lmHead(), m_captureLogits.data());
+        }
+        if (forwardKinds & CaptureKind::Logits) m_hook->observeLogits(m_captureLogits.data());
+        for (const SavedHidden& s : m_lensHidden) deliverLens(s.loop, s.layer, s.h.data(), n, m_captureLogits.data());
+        if (forwardKinds & CaptureKind::LogitLens)
+            m_hook->observeLens(m_loops, -1, 0, n, m_captureLogits.data(), m_captureLogits.data());
+        m_lensHidden.clear();
+    }
 
     // Commit: the call succeeded, so the new positions become part of the state.
     const size_t kvRow = size_t(KV * hd);
@@ -157,9 +197,26 @@ void InferenceSession::forward(std::span<const int32_t> tokens, bool allPosition
     }
     m_pos += n;
     m_tokens.insert(m_tokens.end(), tokens.begin(), tokens.end());
+    guard.ok = true;
 }
 
-void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w, int64_t n, int64_t p0)
+void InferenceSession::deliverLens(int64_t loop, int64_t L, const float* hidden, int64_t n, const float* finalLogits)
+{
+    // Chunks of rows bound the scratch to [chunk, V] whatever the prompt length.
+    const ModelConfig& c = m_model.config();
+    const int64_t D = c.hiddenSize, V = c.vocabSize;
+    const int64_t chunk = 32;
+    m_lensLogits.resize(size_t(std::min(chunk, n) * V));
+    std::vector<float> x(size_t(std::min(chunk, n) * D)); // [chunk, D]
+    for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+        const int64_t r = std::min(chunk, n - i0);
+        cpu::rmsnorm(hidden + i0 * D, r, D, m_model.finalNorm(), float(c.rmsNormEps), x.data());
+        cpu::matmul(m_pool, x.data(), r, m_model.lmHead(), m_lensLogits.data());
+        m_hook->observeLens(loop, L, i0, r, m_lensLogits.data(), finalLogits + i0 * V);
+    }
+}
+
+void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w, int64_t n, int64_t p0, uint32_t want)
 {
     const ModelConfig& c = m_model.config();
     const int64_t D = c.hiddenSize, H = c.numAttentionHeads, KV = c.numKeyValueHeads, hd = c.headDim;
@@ -201,14 +258,27 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
         for (int64_t h = 0; h < H; ++h) cpu::convertRow(w.loopGate, h, m_gateW.data() + h * hd);
         for (int64_t i = 0; i < n; ++i)
             for (int64_t h = 0; h < H; ++h)
-                m_gate[size_t(i * H + h)] = sigmoid(cpu::dot(m_q.data() + (i * H + h) * hd, m_gateW.data() + h * hd, hd) +
-                                                    w.loopGateBias.at(0, h));
+                m_gate[size_t(i * H + h)] = sigmoid(
+                    cpu::dot(m_q.data() + (i * H + h) * hd, m_gateW.data() + h * hd, hd) + w.loopGateBias.at(0, h));
+        if (want & CaptureKind::Gates) m_hook->observeGates(loop, L, m_gate.data());
     }
+
+    // Ask once per layer which heads' rows are wanted; the workers below only test these bytes.
+    const bool wantAttn = (want & CaptureKind::Attention) != 0;
+    const bool wantStreams = (want & CaptureKind::StreamStats) != 0 && loop > 1;
+    if (wantAttn) {
+        m_headStreams.assign(size_t(H), 0);
+        for (int64_t h = 0; h < H; ++h)
+            m_headStreams[size_t(h)] =
+                uint8_t(m_hook->askHead(loop, L, h) & (loop == 1 ? StreamBits::Global : StreamBits::Both));
+    }
+    CaptureHook* hook = m_hook;
 
     const int64_t W = m_window;
     m_pool.parallelFor(n * H, [&](int64_t begin, int64_t end) {
         thread_local std::vector<float> scores;
         thread_local std::vector<float> local;
+        thread_local std::vector<float> raw; // [keys] scaled scores before the softmax (capture only)
         for (int64_t item = begin; item < end; ++item) {
             const int64_t i = item / H, h = item % H, kvh = h / group;
             const int64_t p = p0 + i;
@@ -218,7 +288,11 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
             // Global stream (loop 1: the only stream): causal over loop-1 keys 0..p.
             scores.resize(size_t(p + 1));
             for (int64_t j = 0; j <= p; ++j) scores[size_t(j)] = cpu::dot(q, k1 + j * kvRow + kvh * hd, hd) * scale;
+            const bool keepGlobal = wantAttn && (m_headStreams[size_t(h)] & StreamBits::Global);
+            if (keepGlobal) raw.assign(scores.begin(), scores.end());
             softmaxInPlace(scores.data(), p + 1);
+            if (keepGlobal)
+                hook->observeAttention(loop, L, h, AttentionStream::Global, i, scores.data(), raw.data(), 0, p + 1);
             std::fill(out, out + hd, 0.0f);
             for (int64_t j = 0; j <= p; ++j) cpu::axpy(scores[size_t(j)], v1 + j * kvRow + kvh * hd, out, hd);
             if (loop == 1) continue;
@@ -232,10 +306,16 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
             scores.resize(size_t(cnt));
             for (int64_t j = first; j <= p; ++j)
                 scores[size_t(j - first)] = cpu::dot(q, keyAt(j, pendK, ringK), hd) * scale;
+            const bool keepLocal = wantAttn && (m_headStreams[size_t(h)] & StreamBits::Local);
+            if (keepLocal) raw.assign(scores.begin(), scores.end());
             softmaxInPlace(scores.data(), cnt);
+            if (keepLocal)
+                hook->observeAttention(loop, L, h, AttentionStream::Local, i, scores.data(), raw.data(), first, cnt);
             local.assign(size_t(hd), 0.0f);
-            for (int64_t j = first; j <= p; ++j) cpu::axpy(scores[size_t(j - first)], keyAt(j, pendV, ringV), local.data(), hd);
+            for (int64_t j = first; j <= p; ++j)
+                cpu::axpy(scores[size_t(j - first)], keyAt(j, pendV, ringV), local.data(), hd);
             const float g = m_gate[size_t(i * H + h)];
+            if (wantStreams) hook->observeStreams(loop, L, h, i, out, local.data(), g);
             for (int64_t d = 0; d < hd; ++d) out[d] = g * out[d] + (1.0f - g) * local[size_t(d)];
         }
     });
@@ -258,7 +338,7 @@ void InferenceSession::swiGlu(const SwiGluWeights& w, const float* x, int64_t m,
     cpu::matmul(m_pool, m_ffnA.data(), m, w.down, out); // [m, D]
 }
 
-void InferenceSession::feedForward(const LayerWeights& w, int64_t n)
+void InferenceSession::feedForward(const LayerWeights& w, int64_t n, int64_t loop, int64_t L, uint32_t want)
 {
     const ModelConfig& c = m_model.config();
     const int64_t D = c.hiddenSize;
@@ -290,6 +370,9 @@ void InferenceSession::feedForward(const LayerWeights& w, int64_t n)
             weight[size_t(i * K + k)] = c.normTopkProb ? p[order[size_t(k)]] / sum : p[order[size_t(k)]];
         }
     }
+
+    if (want & (CaptureKind::RouterProbs | CaptureKind::RouterChoice))
+        m_hook->observeRouter(loop, L, m_router.data(), chosen.data(), weight.data());
 
     std::vector<float> acc(size_t(n * D), 0.0f); // [n, D] sum over chosen experts
     std::vector<int64_t> rows;

@@ -10,6 +10,7 @@
 
 namespace sage {
 
+class CaptureHook;
 class Model;
 struct LayerWeights;
 struct SwiGluWeights;
@@ -52,6 +53,11 @@ public:
     void forward(std::span<const int32_t> tokens, bool allPositions, std::vector<float>& logits,
                  const std::atomic<bool>* cancel = nullptr);
 
+    // Installs a capture hook (engine/capture/CaptureHook.h) called by every later forward(); nullptr removes
+    // it. The hook must outlive its installation. Capture never changes the logits forward() returns.
+    void setCaptureHook(CaptureHook* hook) { m_hook = hook; }
+    CaptureHook* captureHook() const { return m_hook; }
+
     // Forgets all tokens (keeps allocations).
     void reset();
     // Bytes held by the KV caches.
@@ -64,8 +70,9 @@ private:
     };
 
     void ensureCapacity(int64_t positions);
-    void attention(int64_t loop, int64_t L, const LayerWeights& w, int64_t n, int64_t p0);
-    void feedForward(const LayerWeights& w, int64_t n);
+    void attention(int64_t loop, int64_t L, const LayerWeights& w, int64_t n, int64_t p0, uint32_t want);
+    void feedForward(const LayerWeights& w, int64_t n, int64_t loop, int64_t L, uint32_t want);
+    void deliverLens(int64_t loop, int64_t L, const float* hidden, int64_t n, const float* finalLogits);
     void swiGlu(const SwiGluWeights& w, const float* x, int64_t m, float* out);
 
     const Model& m_model;
@@ -95,6 +102,18 @@ private:
     // New K/V of loops >= 2 for the current call, committed to the rings when the call succeeds.
     // Index [(loop - 2) * N + L]: [n, KV*hd] each.
     std::vector<std::vector<float>> m_pendingK, m_pendingV;
+
+    // Capture (all empty and untouched while m_hook is null).
+    CaptureHook* m_hook = nullptr;
+    std::vector<uint8_t> m_headStreams; // [H] StreamBits asked for the current layer
+    std::vector<float> m_captureLogits; // [n, V] logits of every row of the call
+    std::vector<float> m_lensLogits;    // [chunk, V]
+    // Residual streams kept for the logit lens: (loop, layer or -1, [n, D]).
+    struct SavedHidden {
+        int64_t loop, layer;
+        std::vector<float> h;
+    };
+    std::vector<SavedHidden> m_lensHidden;
 };
 
 } // namespace sage

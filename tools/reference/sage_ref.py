@@ -429,6 +429,7 @@ class SageModel:
                 h = h + mixed.reshape(T, -1) @ o_w.T
                 h = h + self.ffn(L, h, record)
                 if record is not None:
+                    record["residual"] = h.clone()
                     trace.append(record)
             if trace is not None:
                 trace.append({"loop": loop, "hidden": h.clone()})
@@ -490,6 +491,7 @@ def capture(model: SageModel, ids: List[int], max_loops: Optional[int] = None):
       loop>=2: 'attn_global' [H, T, T] (loop-1 keys, causal), 'attn_local' [H, T, T] (zero outside the window),
                'gate' [T, H], 'stream_global'/'stream_local' [T, H, hd] (the A and B mixed by the gate)
       MoE layers: 'router_probs' [T, E] (softmax over all experts), 'experts' [T, k], 'expert_weights' [T, k]
+      every layer: 'residual' [T, D] (the residual stream after the layer)
     and after each loop a record {'loop', 'hidden' [T, D]} (residual stream before the final norm)."""
     records: list = []
     logits = model.forward(ids, max_loops=max_loops, trace=records)

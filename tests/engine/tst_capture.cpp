@@ -1,0 +1,446 @@
+// Live capture against the PyTorch reference (tests/data/capture, written by
+// tools/reference/make_capture_golden.py): attention of both streams, gates, stream norms and divergence,
+// router softmax, residual norms, logit lens and logits, for prefill and for token-by-token decode; policy
+// selection and top-k summaries; the trace's consistent prefix under concurrent reads; exact recompute; and
+// that capture never changes the logits.
+//
+// Tolerances (|engine - reference| <= abs + rel * |reference|, reference evaluated in float64):
+//   probabilities (attention, gates, router): abs 1e-5;  norms, divergence, lens KL: abs 1e-4 + rel 1e-4;
+//   logits: abs 2e-4 + rel 1e-4 (as the golden logits tests).
+#include "GoldenCase.h"
+
+#include "engine/capture/AttentionRecompute.h"
+#include "engine/capture/CaptureGeneration.h"
+#include "engine/capture/CapturePolicy.h"
+#include "engine/capture/NpyFile.h"
+#include "engine/capture/Trace.h"
+#include "engine/capture/TraceExport.h"
+#include "engine/capture/TraceRecorder.h"
+#include "engine/core/SageError.h"
+#include "engine/cpu/ThreadPool.h"
+#include "engine/model/Model.h"
+#include "engine/runtime/InferenceSession.h"
+
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <atomic>
+#include <cmath>
+#include <thread>
+
+using namespace sage;
+
+namespace {
+
+QString captureRoot()
+{
+    return QStringLiteral(SAGE_TEST_DATA_DIR) + "/capture";
+}
+
+QJsonObject readJson(const QString& path)
+{
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly)) return {};
+    return QJsonDocument::fromJson(f.readAll()).object();
+}
+
+struct Tol {
+    double abs, rel;
+};
+
+Tol toleranceFor(const QString& file)
+{
+    if (file.startsWith("attn.") || file.startsWith("gate.") || file.startsWith("router.")) return {1e-5, 0};
+    if (file == "logits.npy") return {2e-4, 1e-4};
+    return {1e-4, 1e-4};
+}
+
+// Runs `tokens` through a fresh session with `recorder`: prefill of the first `prefill` tokens, then one
+// token per forward call.
+void runCaptured(const Model& m, cpu::ThreadPool& pool, TraceRecorder& rec, const std::vector<int32_t>& tokens,
+                 size_t prefill)
+{
+    InferenceSession s(m, pool);
+    s.setCaptureHook(&rec);
+    std::vector<float> logits;
+    if (prefill > 0) s.forward(std::span<const int32_t>(tokens.data(), prefill), false, logits);
+    for (size_t i = prefill; i < tokens.size(); ++i) s.forward(std::span<const int32_t>(&tokens[i], 1), false, logits);
+}
+
+void compareExport(const QString& caseName, const QString& exportDir, const QString& label)
+{
+    const QString gdir = captureRoot() + "/" + caseName;
+    const QJsonObject manifest = readJson(gdir + "/manifest.json");
+    const QJsonArray files = manifest.value("files").toArray();
+    QVERIFY(files.size() > 10);
+    for (const auto& v : files) {
+        const QString f = v.toString();
+        std::vector<int64_t> ws, gs;
+        const std::vector<float> want = NpyFile::read((gdir + "/" + f).toStdString(), &ws);
+        QVERIFY2(QFile::exists(exportDir + "/" + f), qPrintable(label + ": export lacks " + f));
+        const std::vector<float> got = NpyFile::read((exportDir + "/" + f).toStdString(), &gs);
+        QVERIFY2(gs == ws, qPrintable(label + ": " + f + " has another shape"));
+        const Tol t = toleranceFor(f);
+        size_t worst = 0;
+        const double ratio = toleranceRatio(got, want, t.abs, t.rel, &worst);
+        QVERIFY2(ratio <= 1.0,
+                 qPrintable(QString("%1 %2 %3: |engine - reference| exceeds abs %4 rel %5 at %6: %7 vs %8")
+                                .arg(caseName, label, f)
+                                .arg(t.abs)
+                                .arg(t.rel)
+                                .arg(worst)
+                                .arg(double(got[worst]), 0, 'g', 9)
+                                .arg(double(want[worst]), 0, 'g', 9)));
+    }
+}
+
+} // namespace
+
+class TestCapture : public QObject
+{
+    Q_OBJECT
+
+private slots:
+    void matchesReference_data()
+    {
+        QTest::addColumn<QString>("name");
+        const QStringList names = QDir(captureRoot()).entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Name);
+        QVERIFY(names.size() >= 3);
+        for (const QString& n : names) QTest::newRow(qPrintable(n)) << n;
+    }
+
+    // Full policy, exported as .npy, equals the reference; prefill, decode and a mix of both.
+    void matchesReference()
+    {
+        QFETCH(QString, name);
+        const GoldenCase g = loadGoldenCase(name);
+        auto model = Model::load(g.dir.toStdString());
+        cpu::ThreadPool pool(2);
+        const size_t T = g.tokens.size();
+        for (size_t prefill : {T, size_t(0), T / 2 + 1}) {
+            Trace trace;
+            TraceRecorder rec(*model, CapturePolicy::preset(CapturePreset::Full, model->config()), trace);
+            runCaptured(*model, pool, rec, g.tokens, prefill);
+            QCOMPARE(trace.size(), int64_t(T));
+            QCOMPARE(trace.tokens(), g.tokens);
+            QTemporaryDir dir;
+            TraceExport::writeNpy(trace, dir.path().toStdString());
+            compareExport(name, dir.path(), QString("prefill %1").arg(prefill));
+            const QJsonObject m = readJson(dir.path() + "/manifest.json");
+            QCOMPARE(m.value("tokens").toArray().size(), qsizetype(T));
+            QVERIFY(m.value("files").toArray().size() >=
+                    readJson(captureRoot() + "/" + name + "/manifest.json").value("files").toArray().size());
+        }
+    }
+
+    // Capture never changes the numbers forward() returns.
+    void captureLeavesLogitsUnchanged()
+    {
+        const GoldenCase g = loadGoldenCase("loop2_moe");
+        auto model = Model::load(g.dir.toStdString());
+        cpu::ThreadPool pool(2);
+        for (bool all : {true, false}) {
+            std::vector<float> plain, captured;
+            InferenceSession a(*model, pool), b(*model, pool);
+            a.forward(g.tokens, all, plain);
+            Trace trace;
+            TraceRecorder rec(*model, CapturePolicy::preset(CapturePreset::Full, model->config()), trace);
+            b.setCaptureHook(&rec);
+            b.forward(g.tokens, all, captured);
+            QVERIFY(plain == captured);
+        }
+    }
+
+    // Standard preset: full rows only for the config's mch_heads; the other heads keep top-k entries, the
+    // remaining mass and the entropy of the exact row.
+    void standardPresetSummaries()
+    {
+        const GoldenCase g = loadGoldenCase("loop2_dense_w4"); // mch_heads [[0,1],[1,0]], 4 heads
+        auto model = Model::load(g.dir.toStdString());
+        cpu::ThreadPool pool(2);
+        Trace trace;
+        const CapturePolicy policy = CapturePolicy::preset(CapturePreset::Standard, model->config());
+        QCOMPARE(policy.attentionTopK(), 4);
+        TraceRecorder rec(*model, policy, trace);
+        runCaptured(*model, pool, rec, g.tokens, g.tokens.size());
+        const int64_t T = int64_t(g.tokens.size()), H = 4;
+        const QString gdir = captureRoot() + "/loop2_dense_w4/";
+        for (int loop = 1; loop <= 2; ++loop)
+            for (int L = 0; L < 2; ++L)
+                for (int s = 0; s < (loop == 1 ? 1 : 2); ++s) {
+                    const std::vector<float> ref = NpyFile::read(
+                        (gdir + QString("attn.%1.loop%2.layer%3.npy").arg(s ? "local" : "global").arg(loop).arg(L))
+                            .toStdString()); // [H, T, T]
+                    for (int64_t t = 0; t < T; ++t) {
+                        const StepRecord& step = *trace.step(t);
+                        const LayerRecord* r = step.layer(loop, L);
+                        QVERIFY(r);
+                        for (int64_t h = 0; h < H; ++h) {
+                            const float* row = ref.data() + (h * T + t) * T;
+                            const bool mch = (L == 0 && h == 1) || (L == 1 && h == 0);
+                            const FullAttentionRow* f = step.fullRow(loop, L, h, uint8_t(s));
+                            QCOMPARE(f != nullptr, mch);
+                            // Entropy and top-k of the exact row.
+                            double ent = 0;
+                            std::vector<std::pair<float, int>> sorted;
+                            for (int64_t j = 0; j < T; ++j) {
+                                if (row[j] > 0) ent -= double(row[j]) * std::log(double(row[j]));
+                                sorted.push_back({row[j], int(j)});
+                            }
+                            std::stable_sort(sorted.begin(), sorted.end(),
+                                             [](auto a, auto b) { return a.first > b.first; });
+                            const int64_t slot = h * r->streams + s;
+                            QVERIFY(std::fabs(r->entropy[size_t(slot)] - ent) <= 1e-4);
+                            double kept = 0;
+                            for (int e = 0; e < 4; ++e) {
+                                const int32_t key = r->topKeys[size_t(slot * 4 + e)];
+                                const float p = r->topProbs[size_t(slot * 4 + e)];
+                                if (sorted[size_t(e)].first <= 0) {
+                                    QCOMPARE(key, -1); // fewer keys than k (early positions, local window)
+                                    continue;
+                                }
+                                QVERIFY(std::fabs(p - sorted[size_t(e)].first) <= 1e-5);
+                                QVERIFY(std::fabs(row[key] - p) <= 1e-5); // a key holding that probability
+                                kept += p;
+                            }
+                            QVERIFY(std::fabs(r->restMass[size_t(slot)] - (1.0 - kept)) <= 1e-5);
+                            if (f) {
+                                for (size_t j = 0; j < f->probs.size(); ++j)
+                                    QVERIFY(std::fabs(f->probs[j] - row[f->firstKey + int64_t(j)]) <= 1e-5);
+                            }
+                        }
+                    }
+                }
+        // Standard keeps no logits; the trace is much smaller than the full one.
+        QVERIFY(trace.step(0)->logits.empty());
+        QVERIFY(!trace.step(0)->lens.empty());
+    }
+
+    // Explicit selection: only loop 2, layer 1, head 2, local stream, with full rows; nothing else.
+    void explicitSelection()
+    {
+        const GoldenCase g = loadGoldenCase("loop2_moe");
+        auto model = Model::load(g.dir.toStdString());
+        cpu::ThreadPool pool(2);
+        CapturePolicy p;
+        p.setKinds(CaptureKind::Attention | CaptureKind::Gates | CaptureKind::RouterChoice);
+        p.selectLoops({2});
+        p.selectLayers({1, 2});
+        p.selectHeads({2});
+        p.selectStreams(StreamBits::Local);
+        p.setFullHeads({{1, 2}});
+        p.setAttentionTopK(2);
+        QCOMPARE(p.layerKinds(model->config(), 1, 1), 0u);
+        QCOMPARE(p.layerKinds(model->config(), 2, 0), 0u);
+        QCOMPARE(p.layerKinds(model->config(), 2, 1), uint32_t(CaptureKind::Attention | CaptureKind::Gates));
+        QCOMPARE(p.layerKinds(model->config(), 2, 2),
+                 uint32_t(CaptureKind::Attention | CaptureKind::Gates | CaptureKind::RouterChoice));
+        Trace trace;
+        TraceRecorder rec(*model, p, trace);
+        runCaptured(*model, pool, rec, g.tokens, 7);
+        const QString gdir = captureRoot() + "/loop2_moe/";
+        const std::vector<float> ref = NpyFile::read((gdir + "attn.local.loop2.layer1.npy").toStdString());
+        const int64_t T = int64_t(g.tokens.size());
+        for (int64_t t = 0; t < T; ++t) {
+            const StepRecord& s = *trace.step(t);
+            QCOMPARE(s.layers.size(), size_t(2));
+            QVERIFY(s.lens.empty() && s.logits.empty());
+            const LayerRecord& r = s.layers[0];
+            QCOMPARE(int(r.layer), 1);
+            QVERIFY(r.experts.empty() && r.routerProbs.empty() && r.normGlobal.empty());
+            QCOMPARE(s.layers[1].experts.size(), size_t(2));
+            QCOMPARE(r.fullRows.size(), size_t(1));
+            QCOMPARE(int(r.fullRows[0].head), 2);
+            QCOMPARE(int(r.fullRows[0].stream), 1);
+            for (size_t j = 0; j < r.fullRows[0].probs.size(); ++j)
+                QVERIFY(std::fabs(r.fullRows[0].probs[j] - ref[size_t((2 * T + t) * T + r.fullRows[0].firstKey) + j]) <=
+                        1e-5);
+            for (int64_t h = 0; h < 4; ++h)
+                for (int s2 = 0; s2 < 2; ++s2)
+                    QCOMPARE(std::isnan(r.entropy[size_t(h * 2 + s2)]), !(h == 2 && s2 == 1));
+            // Layer 2 has no selected full heads: summaries only.
+            QVERIFY(s.layers[1].fullRows.empty());
+        }
+    }
+
+    void budgetIsCheckedUpFront()
+    {
+        const GoldenCase g = loadGoldenCase("loop2_moe");
+        auto model = Model::load(g.dir.toStdString());
+        CapturePolicy full = CapturePolicy::preset(CapturePreset::Full, model->config());
+        CapturePolicy summary = CapturePolicy::preset(CapturePreset::Summary, model->config());
+        const CaptureEstimate ef = full.estimate(model->config(), 200), es = summary.estimate(model->config(), 200);
+        QVERIFY(ef.bytesPerToken > es.bytesPerToken);
+        full.setMemoryBudget(ef.totalBytes / 2);
+        QVERIFY_THROWS_EXCEPTION(SageError, full.checkBudget(model->config(), 200));
+        try {
+            full.checkBudget(model->config(), 200);
+        } catch (const SageError& e) {
+            QVERIFY(QString(e.what()).contains("over the memory budget of " + QString::number(ef.totalBytes / 2)));
+        }
+        full.checkBudget(model->config(), 50); // fits
+        // The estimate is close to what a real capture holds.
+        Trace trace;
+        TraceRecorder rec(*model, CapturePolicy::preset(CapturePreset::Full, model->config()), trace);
+        cpu::ThreadPool pool(1);
+        runCaptured(*model, pool, rec, g.tokens, g.tokens.size());
+        const double est = double(full.estimate(model->config(), int64_t(g.tokens.size())).totalBytes);
+        QVERIFY2(double(trace.bytes()) > 0.5 * est && double(trace.bytes()) < 2.0 * est,
+                 qPrintable(QString("trace %1 bytes, estimate %2").arg(trace.bytes()).arg(est)));
+    }
+
+    // A reader thread polling while generation appends sees only whole steps, contiguous from 0; the
+    // listener's ranges tile [0, T).
+    void consistentPrefixWhileGenerating()
+    {
+        const GoldenCase g = loadGoldenCase("loop3_dense");
+        auto model = Model::load(g.dir.toStdString());
+        cpu::ThreadPool pool(2);
+        Trace trace;
+        const CapturePolicy policy = CapturePolicy::preset(CapturePreset::Standard, model->config());
+        TraceRecorder rec(*model, policy, trace);
+        std::vector<std::pair<int64_t, int64_t>> ranges;
+        trace.addListener([&](int64_t a, int64_t b) { ranges.push_back({a, b}); });
+        const size_t layersPerStep = size_t(model->config().loopNum * model->config().numHiddenLayers);
+        std::atomic<bool> done{false};
+        std::atomic<int> bad{0}, reads{0};
+        std::thread reader([&] {
+            while (!done.load()) {
+                const auto snap = trace.snapshot();
+                for (size_t i = 0; i < snap.size(); ++i) {
+                    if (snap[i]->position != int64_t(i) || snap[i]->layers.size() != layersPerStep ||
+                        snap[i]->lens.size() != size_t(model->config().loopNum))
+                        ++bad;
+                    for (const LayerRecord& r : snap[i]->layers)
+                        for (float e : r.entropy)
+                            if (std::isnan(e)) ++bad;
+                }
+                ++reads;
+            }
+        });
+        InferenceSession session(*model, pool);
+        GenerationRequest req;
+        req.prompt.assign(g.tokens.begin(), g.tokens.begin() + 6);
+        req.maxNewTokens = 20;
+        req.sampling.temperature = 0.8;
+        req.sampling.seed = 7;
+        const GenerationResult r = captureGenerate(session, nullptr, req, rec);
+        done = true;
+        reader.join();
+        QCOMPARE(bad.load(), 0);
+        QVERIFY(reads.load() > 0);
+        const int64_t T = 6 + int64_t(r.steps.size());
+        QCOMPARE(trace.size(), T);
+        QCOMPARE(ranges.front(), (std::pair<int64_t, int64_t>{0, 6}));
+        for (size_t k = 1; k < ranges.size(); ++k) QCOMPARE(ranges[k].first, ranges[k - 1].second);
+        QCOMPARE(ranges.back().second, T);
+        // Generated steps carry their choice; prompt steps do not.
+        for (int64_t t = 0; t < T; ++t) {
+            const auto s = trace.step(t);
+            QCOMPARE(s->generated, t >= 6);
+            if (t >= 6) {
+                QCOMPARE(s->choice.token, r.steps[size_t(t - 6)].token);
+                QCOMPARE(s->choice.entropy, r.steps[size_t(t - 6)].entropy);
+                QVERIFY(!s->choice.alternatives.empty());
+            }
+        }
+    }
+
+    // The exact map recomputed on demand equals the full capture of the same tokens.
+    void recomputeEqualsFullCapture()
+    {
+        const GoldenCase g = loadGoldenCase("loop3_dense");
+        auto model = Model::load(g.dir.toStdString());
+        cpu::ThreadPool pool(2);
+        Trace trace;
+        TraceRecorder rec(*model, CapturePolicy::preset(CapturePreset::Full, model->config()), trace);
+        runCaptured(*model, pool, rec, g.tokens, 5);
+        const int64_t T = int64_t(g.tokens.size());
+        struct Req {
+            int loop, layer, head;
+            AttentionStream s;
+        };
+        for (Req q : {Req{1, 0, 3, AttentionStream::Global}, Req{2, 1, 0, AttentionStream::Local},
+                      Req{3, 0, 2, AttentionStream::Global}, Req{3, 1, 1, AttentionStream::Local}}) {
+            const std::vector<float> map = recomputeAttention(*model, pool, g.tokens, q.loop, q.layer, q.head, q.s);
+            QCOMPARE(int64_t(map.size()), T * T);
+            for (int64_t t = 0; t < T; ++t) {
+                const FullAttentionRow* f = trace.step(t)->fullRow(q.loop, q.layer, q.head, uint8_t(q.s));
+                QVERIFY(f);
+                for (int64_t j = 0; j < T; ++j) {
+                    const int64_t k = j - f->firstKey;
+                    const float want = k >= 0 && k < int64_t(f->probs.size()) ? f->probs[size_t(k)] : 0.0f;
+                    QVERIFY(std::fabs(map[size_t(t * T + j)] - want) <= 1e-6);
+                }
+            }
+        }
+        QVERIFY_THROWS_EXCEPTION(SageError,
+                                 recomputeAttention(*model, pool, g.tokens, 1, 0, 0, AttentionStream::Local));
+        QVERIFY_THROWS_EXCEPTION(SageError,
+                                 recomputeAttention(*model, pool, g.tokens, 4, 0, 0, AttentionStream::Global));
+    }
+
+    void npyRoundTrip()
+    {
+        QTemporaryDir dir;
+        const std::vector<float> a = {1.5f, -2.0f, 3.25f, 0.0f, 1e-30f, 7.0f};
+        const std::string path = (dir.path() + "/a.npy").toStdString();
+        NpyFile::write(path, a.data(), {2, 3});
+        std::vector<int64_t> shape;
+        QCOMPARE(NpyFile::read(path, &shape), a);
+        QCOMPARE(shape, (std::vector<int64_t>{2, 3}));
+        QFile f(QString::fromStdString(path));
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QByteArray bytes = f.readAll();
+        QCOMPARE(bytes.size() % 64, qsizetype(24 % 64)); // header padded to 64 bytes, then 6 floats
+        QVERIFY(bytes.contains("'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"));
+    }
+
+    // sage-cli capture --policy full --format npy writes the reference's arrays.
+    void cliWritesNpy()
+    {
+        const GoldenCase g = loadGoldenCase("loop2_moe");
+        QStringList ids;
+        for (int32_t t : g.tokens) ids << QString::number(t);
+        QTemporaryDir dir;
+        QProcess p;
+        p.start(QStringLiteral(SAGE_CLI_PATH), {"capture", "--model", g.dir, "--tokens", ids.join(','), "--policy",
+                                                "full", "--format", "npy", "--out", dir.path() + "/npy"});
+        QVERIFY(p.waitForFinished(120000));
+        QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
+        compareExport("loop2_moe", dir.path() + "/npy", "cli");
+        const QJsonObject m = readJson(dir.path() + "/npy/manifest.json");
+        QCOMPARE(m.value("tokens").toArray().size(), qsizetype(g.tokens.size()));
+        bool hasLogits = false;
+        for (const auto& f : m.value("files").toArray()) hasLogits |= f.toObject().value("file") == "logits.npy";
+        QVERIFY(hasLogits);
+
+        // JSON and CSV of a short generation.
+        for (const char* fmt : {"json", "csv"}) {
+            QProcess q;
+            q.start(QStringLiteral(SAGE_CLI_PATH), {"capture", "--model", g.dir, "--tokens", "1,5,9", "--max-tokens",
+                                                    "4", "--format", fmt, "--out", dir.path() + "/" + fmt});
+            QVERIFY(q.waitForFinished(120000));
+            QVERIFY2(q.exitCode() == 0, q.readAllStandardError().constData());
+        }
+        const QJsonObject j = readJson(dir.path() + "/json/trace.json");
+        QCOMPARE(j.value("steps").toArray().size(), qsizetype(7));
+        QVERIFY(j.value("steps").toArray()[3].toObject().value("generated").toBool());
+        QVERIFY(!j.value("steps").toArray()[0].toObject().value("routing").toArray().isEmpty());
+        QFile csv(dir.path() + "/csv/routing.csv");
+        QVERIFY(csv.open(QIODevice::ReadOnly));
+        QCOMPARE(csv.readAll().count('\n'),
+                 qsizetype(1 + 7 * 2 * 2 * 2)); // 7 positions x 2 loops x 2 MoE layers x top-2
+
+        QProcess bad;
+        bad.start(QStringLiteral(SAGE_CLI_PATH),
+                  {"capture", "--model", g.dir, "--tokens", "1,2", "--policy", "huge", "--out", dir.path() + "/x"});
+        QVERIFY(bad.waitForFinished(120000));
+        QCOMPARE(bad.exitCode(), 1);
+        QVERIFY(bad.readAllStandardError().contains("use summary, standard or full"));
+    }
+};
+
+QTEST_APPLESS_MAIN(TestCapture)
+#include "tst_capture.moc"

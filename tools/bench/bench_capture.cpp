@@ -1,0 +1,251 @@
+// sage-bench-capture: decode tokens/s with capture off against each capture preset, at several context
+// lengths, on a random checkpoint of the bundled model's shape (written here, not committed) or on --model DIR.
+// The session is prefilled once per context with capture off; every configuration then decodes the same
+// greedy continuation from a copy of that session, rounds interleaved, best of --reps per configuration; the
+// first decoded token of each run is not timed (a recorder's one-time setup). "off-again" repeats "off" to
+// show the noise floor.
+// Configurations: off (no hook), ask-nothing (a hook that answers every question with "no"), summary,
+// standard, full (full only up to --full-max-context, since it keeps O(T^2) rows).
+// Usage: sage-bench-capture [--model DIR] [--threads N] [--contexts 256,1024,4096] [--decode N] [--reps N]
+//                           [--full-max-context N] [--workdir DIR] [--json]
+//        sage-bench-capture --estimate   (bytes per token of each preset for the bundled and the 40B shape)
+#include "RandomCheckpoint.h"
+
+#include "engine/capture/CaptureHook.h"
+#include "engine/capture/CapturePolicy.h"
+#include "engine/capture/Trace.h"
+#include "engine/capture/TraceRecorder.h"
+#include "engine/cpu/ThreadPool.h"
+#include "engine/model/Model.h"
+#include "engine/runtime/InferenceSession.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace sage;
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Asks, and is told nothing is wanted: the cost of the hook protocol itself.
+class NullHook : public CaptureHook
+{
+public:
+    uint32_t beginForward(int64_t, std::span<const int32_t>, int64_t) override { return 0; }
+    void endForward(bool) override {}
+    uint32_t askLayer(int64_t, int64_t) override { return 0; }
+    uint32_t askHead(int64_t, int64_t, int64_t) override { return 0; }
+    void observeAttention(int64_t, int64_t, int64_t, AttentionStream, int64_t, const float*, const float*, int64_t,
+                          int64_t) override
+    {
+    }
+    void observeStreams(int64_t, int64_t, int64_t, int64_t, const float*, const float*, float) override {}
+    void observeGates(int64_t, int64_t, const float*) override {}
+    void observeRouter(int64_t, int64_t, const float*, const int32_t*, const float*) override {}
+    void observeResidual(int64_t, int64_t, const float*) override {}
+    void observeLens(int64_t, int64_t, int64_t, int64_t, const float*, const float*) override {}
+    void observeLogits(const float*) override {}
+};
+
+nlohmann::json bundledShape()
+{
+    // The bundled model's shape (docs/capture.md): vocab 4096, hidden 256, 6 layers, 8 heads on 4 KV heads,
+    // loop 2 with window 32, 8 experts top-2.
+    return {{"model_type", "sageloopcoder"},
+            {"architectures", {"SAGELoopCoderForCausalLM"}},
+            {"vocab_size", 4096},
+            {"hidden_size", 256},
+            {"intermediate_size", 768},
+            {"num_hidden_layers", 6},
+            {"num_attention_heads", 8},
+            {"num_key_value_heads", 4},
+            {"head_dim", 32},
+            {"rms_norm_eps", 1e-5},
+            {"rope_theta", 10000.0},
+            {"max_position_embeddings", 8192},
+            {"tie_word_embeddings", false},
+            {"loop_num", 2},
+            {"loop_window_size", 32},
+            {"num_experts", 8},
+            {"num_experts_per_tok", 2},
+            {"moe_intermediate_size", 256},
+            {"mch_heads", {{1, 2}, {3, 5}, {5, 0}}},
+            {"bos_token_id", 1},
+            {"eos_token_id", 2}};
+}
+
+nlohmann::json shape40b()
+{
+    // SAGE-OSS-40B (design MODEL.md): dense, 80 layers, 40 heads on 8 KV heads, loop 2, window 64.
+    return {{"model_type", "sageloopcoder"},
+            {"vocab_size", 76800},
+            {"hidden_size", 5120},
+            {"intermediate_size", 27648},
+            {"num_hidden_layers", 80},
+            {"num_attention_heads", 40},
+            {"num_key_value_heads", 8},
+            {"head_dim", 128},
+            {"rms_norm_eps", 1e-5},
+            {"rope_theta", 500000.0},
+            {"max_position_embeddings", 131072},
+            {"loop_num", 2},
+            {"loop_window_size", 64}};
+}
+
+void printEstimates()
+{
+    std::printf("| shape | preset | context | bytes/token | trace total | KV cache (f32) | trace / KV |\n");
+    std::printf("|---|---|---|---|---|---|---|\n");
+    for (const auto& [label, j] : {std::pair{"bundled", bundledShape()}, std::pair{"40B", shape40b()}}) {
+        const ModelConfig c = ModelConfig::fromJson(j, label);
+        for (const char* preset : {"summary", "standard", "full"})
+            for (int64_t ctx : {1024, 4096}) {
+                const CaptureEstimate e = CapturePolicy::fromName(preset, c).estimate(c, ctx);
+                std::printf("| %s | %s | %lld | %llu | %.1f MiB | %.1f MiB | %.2fx |\n", label, preset, (long long)ctx,
+                            (unsigned long long)e.bytesPerToken, double(e.totalBytes) / 1048576.0,
+                            double(e.kvCacheBytes) / 1048576.0, double(e.totalBytes) / double(e.kvCacheBytes));
+            }
+    }
+}
+
+std::vector<int32_t> promptTokens(int64_t n, int64_t vocab)
+{
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    uint64_t s = 12345;
+    for (auto& t : ids) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        t = int32_t((s >> 33) % uint64_t(vocab));
+    }
+    return ids;
+}
+
+int32_t argmax(const std::vector<float>& v)
+{
+    return int32_t(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    std::string modelArg, workdir = (fs::temp_directory_path() / "sage-bench-capture").string();
+    int threads = 0, decode = 32, reps = 3;
+    int64_t fullMax = 1024;
+    std::vector<int64_t> contexts = {256, 1024, 4096};
+    bool json = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) throw std::runtime_error(a + " needs a value");
+            return argv[++i];
+        };
+        if (a == "--model")
+            modelArg = next();
+        else if (a == "--threads")
+            threads = std::stoi(next());
+        else if (a == "--decode")
+            decode = std::stoi(next());
+        else if (a == "--reps")
+            reps = std::stoi(next());
+        else if (a == "--full-max-context")
+            fullMax = std::stoll(next());
+        else if (a == "--workdir")
+            workdir = next();
+        else if (a == "--json")
+            json = true;
+        else if (a == "--estimate") {
+            printEstimates();
+            return 0;
+        } else if (a == "--contexts") {
+            contexts.clear();
+            std::stringstream ss(next());
+            std::string item;
+            while (std::getline(ss, item, ',')) contexts.push_back(std::stoll(item));
+        } else {
+            std::fprintf(stderr, "unknown option %s\n", a.c_str());
+            return 2;
+        }
+    }
+    fs::path modelDir = modelArg;
+    if (modelArg.empty()) {
+        modelDir = fs::path(workdir) / "bundled-shape";
+        if (!fs::exists(modelDir / "model.safetensors"))
+            bench::writeRandomCheckpoint(modelDir, bundledShape(), DType::BF16, 7);
+    }
+    auto model = Model::load(modelDir);
+    const ModelConfig& c = model->config();
+    cpu::ThreadPool pool(threads);
+    std::fprintf(stderr, "model %s: %lld layers, %lld heads, loop %lld, vocab %lld; %d threads\n",
+                 modelDir.string().c_str(), (long long)c.numHiddenLayers, (long long)c.numAttentionHeads,
+                 (long long)c.loopNum, (long long)c.vocabSize, pool.threadCount());
+
+    const std::vector<std::string> configs = {"off", "ask-nothing", "summary", "standard", "full", "off-again"};
+    nlohmann::json results = nlohmann::json::array();
+    for (int64_t ctx : contexts) {
+        InferenceSession base(*model, pool);
+        std::vector<float> logits;
+        const auto ids = promptTokens(ctx, c.vocabSize);
+        const auto p0 = Clock::now();
+        base.forward(ids, false, logits);
+        const double prefillS = std::chrono::duration<double>(Clock::now() - p0).count();
+        const int32_t first = argmax(logits);
+
+        std::vector<double> best(configs.size(), 1e30);
+        std::vector<uint64_t> traceBytes(configs.size(), 0);
+        for (int r = 0; r < reps; ++r) {
+            for (size_t k = 0; k < configs.size(); ++k) {
+                const std::string& name = configs[k];
+                if (name == "full" && ctx > fullMax) continue;
+                InferenceSession s(base); // same caches, capture off until installed below
+                Trace trace;
+                trace.setOrigin(ctx);
+                NullHook nullHook;
+                std::unique_ptr<TraceRecorder> rec;
+                if (name == "ask-nothing")
+                    s.setCaptureHook(&nullHook);
+                else if (name != "off" && name != "off-again") {
+                    rec = std::make_unique<TraceRecorder>(*model, CapturePolicy::fromName(name, c), trace);
+                    s.setCaptureHook(rec.get());
+                }
+                int32_t tok = first;
+                std::vector<float> out;
+                // One untimed token: one-time costs of a recorder (o_proj Gram matrices, first allocations).
+                s.forward(std::span<const int32_t>(&tok, 1), false, out);
+                tok = argmax(out);
+                const auto t0 = Clock::now();
+                for (int d = 0; d < decode; ++d) {
+                    s.forward(std::span<const int32_t>(&tok, 1), false, out);
+                    tok = argmax(out);
+                }
+                const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+                best[k] = std::min(best[k], sec);
+                traceBytes[k] = trace.bytes() * uint64_t(decode) / uint64_t(decode + 1);
+            }
+        }
+        if (!json) std::printf("context %lld (prefill %.2f s, capture off):\n", (long long)ctx, prefillS);
+        for (size_t k = 0; k < configs.size(); ++k) {
+            if (best[k] >= 1e30) continue;
+            const double tps = decode / best[k], off = decode / best[0];
+            const double bytesPerTok = double(traceBytes[k]) / decode;
+            if (!json)
+                std::printf("  %-12s %9.1f tok/s  %+6.1f%% time vs off  trace %10.0f B/token\n", configs[k].c_str(),
+                            tps, 100.0 * (best[k] / best[0] - 1.0), bytesPerTok);
+            results.push_back({{"context", ctx},
+                               {"config", configs[k]},
+                               {"decode_tokens_per_s", tps},
+                               {"time_vs_off", best[k] / best[0] - 1.0},
+                               {"off_tokens_per_s", off},
+                               {"trace_bytes_per_token", bytesPerTok}});
+        }
+    }
+    if (json) std::cout << results.dump(2) << "\n";
+    return 0;
+}

@@ -9,7 +9,7 @@
 // Usage: sage-bench-capture [--model DIR] [--threads N] [--contexts 256,1024,4096] [--decode N] [--reps N]
 //                           [--full-max-context N] [--workdir DIR] [--json]
 //        sage-bench-capture --estimate   (bytes per token of each preset for the bundled and the 40B shape)
-#include "RandomCheckpoint.h"
+#include "engine/model/RandomCheckpoint.h"
 
 #include "engine/capture/CaptureHook.h"
 #include "engine/capture/CapturePolicy.h"
@@ -178,7 +178,7 @@ int main(int argc, char** argv)
     if (modelArg.empty()) {
         modelDir = fs::path(workdir) / "bundled-shape";
         if (!fs::exists(modelDir / "model.safetensors"))
-            bench::writeRandomCheckpoint(modelDir, bundledShape(), DType::BF16, 7);
+            writeRandomCheckpoint(modelDir, bundledShape(), DType::BF16, 7);
     }
     auto model = Model::load(modelDir);
     const ModelConfig& c = model->config();

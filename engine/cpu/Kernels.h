@@ -4,8 +4,7 @@
 
 #include <cstdint>
 
-namespace sage::cpu
-{
+namespace sage::cpu {
 
 class ThreadPool;
 

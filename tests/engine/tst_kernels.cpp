@@ -409,12 +409,13 @@ private slots:
         QVERIFY_THROWS_EXCEPTION(SageError, convertRow(w.view, 4, out.data()));
     }
 
-    void dotAndAxpyMatchReference()
+    void dotSumAndAxpyMatchReference()
     {
-        // dot: |err| <= 1e-5 * sum |a b| + 1e-6; axpy: |err| <= 1e-6 * (|a x| + |y|), one or two roundings.
+        // dot: |err| <= 1e-5 * sum |a b| + 1e-6; sum: |err| <= 1e-5 * sum |a| + 1e-6;
+        // axpy: |err| <= 1e-6 * (|a x| + |y|), one or two roundings.
         IsaGuard guard;
         std::mt19937 rng(11);
-        for (int64_t n : {0, 1, 7, 8, 16, 33, 64, 65, 257, 1000}) {
+        for (int64_t n : {0, 1, 7, 8, 16, 33, 64, 65, 257, 1000, 70001}) {
             const std::vector<float> a = randomFloats(n + 1, rng); // [n + 1], used from offset 1
             const std::vector<float> b = randomFloats(n + 1, rng);
             const std::vector<float> y0 = randomFloats(n + 1, rng);
@@ -426,9 +427,12 @@ private slots:
             for (Isa isa : availableIsas()) {
                 setMaxIsa(isa);
                 QVERIFY(std::abs(double(dot(a.data() + 1, b.data() + 1, n)) - ref) <= 1e-5 * bound + 1e-6);
-                double refSum = 0;
-                for (int64_t i = 1; i <= n; ++i) refSum += a[size_t(i)];
-                QVERIFY(std::abs(double(sum(a.data() + 1, n)) - refSum) <= 1e-5 * double(n) + 1e-6);
+                double refSum = 0, absSum = 0;
+                for (int64_t i = 1; i <= n; ++i) {
+                    refSum += a[size_t(i)];
+                    absSum += std::abs(a[size_t(i)]);
+                }
+                QVERIFY(std::abs(double(sum(a.data() + 1, n)) - refSum) <= 1e-5 * absSum + 1e-6);
 
                 std::vector<float> y = y0;
                 const float alpha = 0.37f;

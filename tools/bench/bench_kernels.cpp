@@ -7,9 +7,12 @@
 // (c) bf16 matrix-vector product (decode, T = 1) in GB/s of weights read, as a fraction of (a);
 // (d) bf16 matmul for T = 1, 4, 32, 128, 512 at K = R = 4096 in GFLOP/s, as a fraction of (b);
 // (e) ThreadPool::parallelFor overhead per call.
-// Every figure is the best of several repetitions, because other processes may share the cores.
-// The weights of (c) and (d) rotate through enough copies that they are read from memory, not from the
-// last-level cache, as the weights of a real model are. SAGE_MAX_ISA=scalar|avx2|avx512 caps the ISA.
+// Other processes may share the cores, so every quantity is reported as its best pass over several rounds,
+// and the rounds cycle through all quantities: each gets its chance at a quiet moment, which keeps the ratio
+// between a kernel and its peer (measured in passes of similar length, 10-100 ms) meaningful.
+// The weights of (c) and (d) rotate through enough copies (512 MiB) that they are read from memory, not
+// from the last-level cache, as the weights of a real model are.
+// SAGE_MAX_ISA=scalar|avx2|avx512 caps the instruction set (see engine/cpu/CpuFeatures.cpp).
 
 #include "engine/core/DType.h"
 #include "engine/core/WeightView.h"
@@ -22,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,30 +33,14 @@
 using namespace sage;
 using namespace sage::cpu;
 
-namespace {
+namespace
+{
 
 using Clock = std::chrono::steady_clock;
 
 double secondsSince(Clock::time_point t0)
 {
     return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Best (shortest) time of `reps` runs of fn, repeating further until at least `minSeconds` were spent.
-template <typename Fn>
-double bestSeconds(int reps, double minSeconds, const Fn& fn)
-{
-    double best = 1e300;
-    double total = 0;
-    for (int r = 0; r < reps || total < minSeconds; ++r) {
-        const Clock::time_point t0 = Clock::now();
-        fn();
-        const double s = secondsSince(t0);
-        best = std::min(best, s);
-        total += s;
-        if (r > 1000) break;
-    }
-    return best;
 }
 
 struct Options {
@@ -81,15 +69,23 @@ Options parseOptions(int argc, char** argv)
     return o;
 }
 
-struct MatvecResult {
-    int64_t rows, cols;
-    double gbps;
-};
+// One measured quantity. A pass runs units 0..units-1 (run(u), each worth `work` bytes or flops); the
+// rotation over units is what keeps the data out of the caches.
+struct Probe {
+    std::function<void(int64_t)> run;
+    int64_t units = 1;
+    double work = 0;
+    double bestSeconds = 1e300; // of one unit, from the best pass
 
-struct MatmulResult {
-    int64_t tokens;
-    double gflops;
-    double gbps; // weight bytes per second
+    void measure(int passes)
+    {
+        for (int p = 0; p < passes; ++p) {
+            const Clock::time_point t0 = Clock::now();
+            for (int64_t u = 0; u < units; ++u) run(u);
+            bestSeconds = std::min(bestSeconds, secondsSince(t0) / double(units));
+        }
+    }
+    double rate() const { return work / bestSeconds / 1e9; }
 };
 
 } // namespace
@@ -98,113 +94,134 @@ int main(int argc, char** argv)
 {
     const Options opt = parseOptions(argc, argv);
     ThreadPool pool(opt.threads);
-    const int reps = opt.quick ? 3 : 7;
-    const double minSeconds = opt.quick ? 0.05 : 0.3;
 
-    // (a) memory read bandwidth.
-    const int64_t bwFloats = (opt.quick ? 256LL : 1024LL) << 18; // 256 MiB or 1 GiB of f32
-    std::vector<float> big(static_cast<size_t>(bwFloats)); // [bwFloats]
-    pool.parallelFor(bwFloats, [&](int64_t b, int64_t e) {
+    // (a) memory read bandwidth: a pass sums 1 GiB in 64 MiB slices, each split across the threads.
+    const int64_t sliceFloats = int64_t(16) << 20;
+    const int64_t slices = opt.quick ? 4 : 16;                         // 256 MiB or 1 GiB in all
+    std::vector<float> big(static_cast<size_t>(slices * sliceFloats)); // [slices * sliceFloats]
+    pool.parallelFor(int64_t(big.size()), [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) big[size_t(i)] = float(i & 1023) * 1e-3f;
     });
-    std::vector<float> partial(static_cast<size_t>(opt.threads)); // [threads] one sum per chunk, kept so nothing is elided
-    const int64_t bwGrain = (bwFloats + opt.threads - 1) / opt.threads; // one chunk per thread
-    const double bwSeconds = bestSeconds(reps, minSeconds, [&] {
-        pool.parallelFor(
-            bwFloats,
-            [&](int64_t b, int64_t e) { partial[size_t(b / bwGrain)] = sum(&big[size_t(b)], e - b); }, bwGrain);
-    });
-    const double memGBps = double(bwFloats) * 4 / bwSeconds / 1e9;
-    big = {};
+    std::vector<float> partial(static_cast<size_t>(opt.threads)); // [threads] kept so the sums are not elided
+    const int64_t bwGrain = (sliceFloats + opt.threads - 1) / opt.threads;
+    Probe memory{[&](int64_t u) {
+                     const float* slice = big.data() + u * sliceFloats;
+                     pool.parallelFor(
+                         sliceFloats,
+                         [&](int64_t b, int64_t e) { partial[size_t(b / bwGrain)] = sum(slice + b, e - b); },
+                         bwGrain);
+                 },
+                 slices, double(sliceFloats) * 4};
 
     // (b) FMA peak: every thread runs the probe at once.
-    const int64_t fmaIterations = opt.quick ? 2'000'000 : 10'000'000;
+    const int64_t fmaIterations = 500'000;
     std::vector<double> flops(static_cast<size_t>(opt.threads)); // [threads]
-    const double fmaSeconds = bestSeconds(reps, minSeconds, [&] {
-        pool.parallelFor(opt.threads, [&](int64_t b, int64_t e) {
-            for (int64_t i = b; i < e; ++i) flops[size_t(i)] = fmaPeakProbe(fmaIterations);
-        });
-    });
-    double totalFlops = 0;
-    for (double f : flops) totalFlops += f;
-    const double peakGflops = totalFlops / fmaSeconds / 1e9;
+    Probe fma{[&](int64_t) {
+                  pool.parallelFor(opt.threads, [&](int64_t b, int64_t e) {
+                      for (int64_t i = b; i < e; ++i) flops[size_t(i)] = fmaPeakProbe(fmaIterations);
+                  });
+              },
+              8, 0};
+    fma.run(0);
+    for (double f : flops) fma.work += f;
 
-    // Weights: one buffer of bf16 viewed as several matrices, rotated so every call reads from memory.
-    const int64_t weightBytes = (opt.quick ? 256LL : 512LL) << 20;
+    // Weights: one buffer of bf16 viewed as several matrices, rotated so that every call reads from memory.
+    const int64_t weightBytes = int64_t(512) << 20;
     std::vector<uint16_t> weights(static_cast<size_t>(weightBytes / 2)); // [weightBytes / 2] bf16
     pool.parallelFor(int64_t(weights.size()), [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) weights[size_t(i)] = floatToBf16(float((i * 7919) % 2001 - 1000) * 1e-5f);
+        for (int64_t i = b; i < e; ++i)
+            weights[size_t(i)] = floatToBf16(float((i * 7919) % 2001 - 1000) * 1e-5f);
     });
-    const auto copiesOf = [&](int64_t rows, int64_t cols) { return std::max<int64_t>(1, weightBytes / (rows * cols * 2)); };
+    const auto copiesOf = [&](int64_t rows, int64_t cols) {
+        return std::max<int64_t>(1, weightBytes / (rows * cols * 2));
+    };
     const auto view = [&](int64_t rows, int64_t cols, int64_t copy) {
         return WeightView{weights.data() + copy * rows * cols, DType::BF16, rows, cols};
     };
 
-    // (c) decode matrix-vector products.
-    std::vector<MatvecResult> matvec;
-    for (int64_t n : {4096, 8192}) {
-        const int64_t copies = copiesOf(n, n);
-        std::vector<float> x(static_cast<size_t>(n), 0.01f), y(static_cast<size_t>(n)); // [1, n] each
-        const double s = bestSeconds(reps, minSeconds, [&] {
-            for (int64_t c = 0; c < copies; ++c) matmul(pool, x.data(), 1, view(n, n, c), y.data());
-        });
-        matvec.push_back({n, n, double(copies * n * n * 2) / s / 1e9});
-    }
+    // (c) decode matrix-vector products: a unit is one call, on the next copy of the weights.
+    const int64_t matvecSizes[] = {4096, 8192};
+    std::vector<float> xv(8192, 0.01f), yv(8192); // [1, n] each
+    std::vector<Probe> matvec;
+    for (int64_t n : matvecSizes)
+        matvec.push_back({[&, n](int64_t u) { matmul(pool, xv.data(), 1, view(n, n, u), yv.data()); },
+                          copiesOf(n, n), double(n * n * 2)});
 
-    // (d) matmul across token counts.
-    std::vector<MatmulResult> matmuls;
+    // (d) matmul across token counts; the compute-bound ones need no rotation.
     const int64_t K = 4096, R = 4096;
-    const int64_t copies = copiesOf(R, K);
-    for (int64_t T : {1, 4, 32, 128, 512}) {
-        std::vector<float> x(size_t(T * K)), y(size_t(T * R)); // [T, K], [T, R]
-        for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) * 0.01f;
-        int64_t c = 0;
-        const int64_t callsPerRep = T >= 32 ? 1 : copies;
-        const double s = bestSeconds(reps, minSeconds, [&] {
-            for (int64_t i = 0; i < callsPerRep; ++i, c = (c + 1) % copies) matmul(pool, x.data(), T, view(R, K, c), y.data());
-        }) / double(callsPerRep);
-        matmuls.push_back({T, 2.0 * double(T * K * R) / s / 1e9, double(R * K * 2) / s / 1e9});
-    }
+    const int64_t tokenCounts[] = {1, 4, 32, 128, 512};
+    std::vector<float> xm(size_t(512 * K)), ym(size_t(512 * R)); // [T, K], [T, R] for the largest T
+    for (size_t i = 0; i < xm.size(); ++i) xm[i] = float(int(i % 17) - 8) * 0.01f;
+    std::vector<Probe> matmuls;
+    for (int64_t T : tokenCounts)
+        matmuls.push_back({[&, T](int64_t u) { matmul(pool, xm.data(), T, view(R, K, u), ym.data()); },
+                           T >= 32 ? 2 : copiesOf(R, K), 2.0 * double(T * K * R)});
 
-    // (e) parallelFor overhead: an almost empty body, as the smallest kernels of a decode step.
+    // (e) parallelFor overhead: an almost empty body, like the smallest kernels of a decode step.
     std::vector<int64_t> touched(64); // [64]
-    const int overheadCalls = opt.quick ? 2000 : 20000;
-    const double pfSeconds = bestSeconds(reps, 0, [&] {
-        for (int i = 0; i < overheadCalls; ++i)
-            pool.parallelFor(64, [&](int64_t b, int64_t e) { for (int64_t j = b; j < e; ++j) ++touched[size_t(j)]; }, 8);
-    });
-    const double pfMicros = pfSeconds / overheadCalls * 1e6;
+    const int callsPerUnit = 1000;
+    Probe overhead{[&](int64_t) {
+                       for (int i = 0; i < callsPerUnit; ++i)
+                           pool.parallelFor(
+                               64,
+                               [&](int64_t b, int64_t e) {
+                                   for (int64_t j = b; j < e; ++j) ++touched[size_t(j)];
+                               },
+                               8);
+                   },
+                   10, double(callsPerUnit)};
 
-    std::printf("sage-bench-kernels: ISA %s (detected %s), %d thread%s%s\n", isaName(activeIsa()), isaName(detectedIsa()),
-                opt.threads, opt.threads == 1 ? "" : "s", opt.quick ? ", quick" : "");
+    std::vector<Probe*> all{&memory, &fma};
+    for (Probe& p : matvec) all.push_back(&p);
+    for (Probe& p : matmuls) all.push_back(&p);
+    all.push_back(&overhead);
+    const int rounds = opt.quick ? 1 : 4;
+    for (int round = 0; round < rounds; ++round)
+        for (Probe* p : all) p->measure(2);
+
+    const double memGBps = memory.rate();
+    const double peakGflops = fma.rate();
+    const double pfMicros = overhead.bestSeconds / callsPerUnit * 1e6;
+
+    std::printf("sage-bench-kernels: ISA %s (detected %s), %d thread%s%s\n", isaName(activeIsa()),
+                isaName(detectedIsa()), opt.threads, opt.threads == 1 ? "" : "s", opt.quick ? ", quick" : "");
     std::printf("%-44s %10.1f GB/s\n", "(a) memory read bandwidth (sum over f32)", memGBps);
     std::printf("%-44s %10.1f GFLOP/s\n", "(b) FMA peak (register chains)", peakGflops);
-    for (const MatvecResult& m : matvec) {
+    for (size_t i = 0; i < matvec.size(); ++i) {
         char label[64];
-        std::snprintf(label, sizeof label, "(c) bf16 matvec %lldx%lld", (long long)m.rows, (long long)m.cols);
-        std::printf("%-44s %10.1f GB/s     %5.2f of (a)\n", label, m.gbps, m.gbps / memGBps);
+        std::snprintf(label, sizeof label, "(c) bf16 matvec %lldx%lld", (long long)matvecSizes[i],
+                      (long long)matvecSizes[i]);
+        std::printf("%-44s %10.1f GB/s     %5.2f of (a)\n", label, matvec[i].rate(),
+                    matvec[i].rate() / memGBps);
     }
-    for (const MatmulResult& m : matmuls) {
+    for (size_t i = 0; i < matmuls.size(); ++i) {
         char label[64];
-        std::snprintf(label, sizeof label, "(d) bf16 matmul T=%lld K=R=4096", (long long)m.tokens);
-        std::printf("%-44s %10.1f GFLOP/s  %5.2f of (b)   %7.1f GB/s weights  %5.2f of (a)\n", label, m.gflops,
-                    m.gflops / peakGflops, m.gbps, m.gbps / memGBps);
+        std::snprintf(label, sizeof label, "(d) bf16 matmul T=%lld K=R=4096", (long long)tokenCounts[i]);
+        const double gflops = matmuls[i].rate();
+        const double gbps = gflops / double(tokenCounts[i]); // 2 flops per bf16 weight (2 bytes) per token
+        std::printf("%-44s %10.1f GFLOP/s  %5.2f of (b)   %7.1f GB/s weights  %5.2f of (a)\n", label, gflops,
+                    gflops / peakGflops, gbps, gbps / memGBps);
     }
     std::printf("%-44s %10.2f us/call\n", "(e) parallelFor overhead", pfMicros);
 
     if (opt.json) {
-        std::printf("{\"bench\":\"kernels\",\"isa\":\"%s\",\"threads\":%d,\"quick\":%s,\"mem_read_gbps\":%.2f,"
-                    "\"fma_peak_gflops\":%.2f,\"matvec\":[",
-                    isaName(activeIsa()), opt.threads, opt.quick ? "true" : "false", memGBps, peakGflops);
+        std::printf(
+            "{\"bench\":\"kernels\",\"isa\":\"%s\",\"threads\":%d,\"quick\":%s,\"mem_read_gbps\":%.2f,"
+            "\"fma_peak_gflops\":%.2f,\"matvec\":[",
+            isaName(activeIsa()), opt.threads, opt.quick ? "true" : "false", memGBps, peakGflops);
         for (size_t i = 0; i < matvec.size(); ++i)
             std::printf("%s{\"rows\":%lld,\"cols\":%lld,\"gbps\":%.2f,\"of_bandwidth\":%.3f}", i ? "," : "",
-                        (long long)matvec[i].rows, (long long)matvec[i].cols, matvec[i].gbps, matvec[i].gbps / memGBps);
+                        (long long)matvecSizes[i], (long long)matvecSizes[i], matvec[i].rate(),
+                        matvec[i].rate() / memGBps);
         std::printf("],\"matmul\":[");
-        for (size_t i = 0; i < matmuls.size(); ++i)
-            std::printf("%s{\"tokens\":%lld,\"k\":4096,\"r\":4096,\"gflops\":%.2f,\"of_peak\":%.3f,\"weight_gbps\":%.2f,"
-                        "\"of_bandwidth\":%.3f}",
-                        i ? "," : "", (long long)matmuls[i].tokens, matmuls[i].gflops, matmuls[i].gflops / peakGflops,
-                        matmuls[i].gbps, matmuls[i].gbps / memGBps);
+        for (size_t i = 0; i < matmuls.size(); ++i) {
+            const double gflops = matmuls[i].rate();
+            const double gbps = gflops / double(tokenCounts[i]);
+            std::printf("%s{\"tokens\":%lld,\"k\":%lld,\"r\":%lld,\"gflops\":%.2f,\"of_peak\":%.3f,"
+                        "\"weight_gbps\":%.2f,\"of_bandwidth\":%.3f}",
+                        i ? "," : "", (long long)tokenCounts[i], (long long)K, (long long)R, gflops,
+                        gflops / peakGflops, gbps, gbps / memGBps);
+        }
         std::printf("],\"parallel_for_us\":%.3f}\n", pfMicros);
     }
     return 0;

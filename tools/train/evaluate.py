@@ -128,7 +128,8 @@ def heldout_stats(model, docs, seq_len, micro_batch):
 
 def unigram_baseline(train_docs, docs, seq_len, vocab):
     """Cross-entropy of add-one-smoothed training-set token frequencies on the same predicted tokens."""
-    counts = np.bincount(np.concatenate([np.asarray(d[1:]) for d in train_docs]), minlength=vocab) + 1.0
+    tokens = np.concatenate([np.asarray(d[1:], dtype=np.int64) for d in train_docs])  # empty files have no tokens
+    counts = np.bincount(tokens, minlength=vocab) + 1.0
     logp = np.log(counts / counts.sum())
     total, n = 0.0, 0
     for w in train.heldout_windows(docs, seq_len):

@@ -485,7 +485,8 @@ def main(argv=None):
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0).item()
         opt.step()
         elapsed = time.time() - t_train
-        log["train"].append({"step": step + 1, "loss": lm_sum, "exit_loss": exit_sum, "aux": aux_sum, "lr": lr_at(step, args), "time_s": elapsed})
+        log["train"].append({"step": step + 1, "loss": lm_sum, "exit_loss": exit_sum, "aux": aux_sum,
+                             "lr": lr_at(step, args), "time_s": elapsed})
         if (step + 1) % 10 == 0 or step == 0:
             tok_s = (step + 1) * args.batch * args.seq_len / elapsed
             print(f"step {step + 1}/{args.steps} loss {lm_sum:.4f} exit {exit_sum:.4f} "

@@ -27,7 +27,7 @@ public:
     template <typename T> void vec(const std::vector<T>& v)
     {
         put(uint32_t(v.size()));
-        out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+        if (!v.empty()) out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
     }
     void str(const std::string& s)
     {
@@ -56,7 +56,7 @@ public:
         const uint32_t n = get<uint32_t>();
         need(size_t(n) * sizeof(T), "an array");
         std::vector<T> v(n);
-        std::memcpy(v.data(), m_b.data() + m_pos, size_t(n) * sizeof(T));
+        if (n > 0) std::memcpy(v.data(), m_b.data() + m_pos, size_t(n) * sizeof(T));
         m_pos += size_t(n) * sizeof(T);
         return v;
     }

@@ -8,6 +8,7 @@
 #include "app/workbench/WorkbenchSettings.h"
 #include "viz/RunDocument.h"
 #include "viz/StepSelection.h"
+#include "viz/TokenColorLegend.h"
 #include "viz/TokenStreamModel.h"
 #include "viz/TokenStreamView.h"
 
@@ -262,7 +263,12 @@ void MainWindow::createCentral()
     tokensLayout->setContentsMargins(6, 6, 6, 6);
     auto* header = new QHBoxLayout;
     m_runLabel = new QLabel(tr("Press Generate (Ctrl+Return) to run the prompt."), tokensPage);
+    // Ignored: a long run summary is clipped rather than widening the window.
+    m_runLabel->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
     header->addWidget(m_runLabel, 1);
+    m_legend = new TokenColorLegend(tokensPage);
+    header->addWidget(m_legend);
+    header->addSpacing(8);
     header->addWidget(new QLabel(tr("Colour by"), tokensPage));
     m_colorCombo = new QComboBox(tokensPage);
     m_colorCombo->addItem(tr("Probability"), "probability");
@@ -275,6 +281,14 @@ void MainWindow::createCentral()
     m_tokenView->setModel(m_tokenModel);
     m_tokenView->setSelection(m_selection);
     tokensLayout->addWidget(m_tokenView, 1);
+    m_stepLabel = new QLabel(tokensPage);
+    m_stepLabel->setTextFormat(Qt::RichText);
+    m_stepLabel->setWordWrap(true);
+    m_stepLabel->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+    m_stepLabel->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_stepLabel->setText(tr("Click a token to select its step; hover for its alternatives."));
+    tokensLayout->addWidget(m_stepLabel);
+    connect(m_selection, &StepSelection::positionChanged, this, &MainWindow::updateStepLabel);
     m_stack->addWidget(tokensPage);
 
     setCentralWidget(central);
@@ -669,9 +683,40 @@ void MainWindow::setColorMode(const QString& mode)
     m_tokenModel->setColorMode(entropy ? TokenColors::Mode::Entropy : TokenColors::Mode::Probability);
     m_settings->setTokenColorMode(entropy ? "entropy" : "probability");
     m_colorCombo->setCurrentIndex(entropy ? 1 : 0);
+    m_legend->setMode(m_tokenModel->colorMode());
     if (m_colorGroup)
         for (QAction* a : m_colorGroup->actions())
             a->setChecked(a->data().toString() == (entropy ? "entropy" : "probability"));
+}
+
+void MainWindow::updateStepLabel(int position)
+{
+    if (position < 0 || position >= m_tokenModel->rowCount()) {
+        m_stepLabel->setText(tr("Click a token to select its step; hover for its alternatives."));
+        return;
+    }
+    const QModelIndex idx = m_tokenModel->index(position);
+    const QString text = idx.data(Qt::DisplayRole).toString().toHtmlEscaped();
+    const int id = idx.data(TokenStreamModel::TokenIdRole).toInt();
+    if (idx.data(TokenStreamModel::IsPromptRole).toBool()) {
+        m_stepLabel->setText(tr("Position %1 · prompt token <b>%2</b> (id %3)").arg(position).arg(text).arg(id));
+        return;
+    }
+    QStringList alts;
+    for (const QVariant& v : idx.data(TokenStreamModel::AlternativesRole).toList()) {
+        const QVariantMap m = v.toMap();
+        alts << QStringLiteral("%1 %2")
+                    .arg(m.value("text").toString().toHtmlEscaped())
+                    .arg(m.value("probability").toDouble(), 0, 'f', 3);
+    }
+    m_stepLabel->setText(tr("Step %1 (position %2) · <b>%3</b> (id %4) · p %5 · entropy %6 nats · top: %7")
+                             .arg(idx.data(TokenStreamModel::StepRole).toInt())
+                             .arg(position)
+                             .arg(text)
+                             .arg(id)
+                             .arg(idx.data(TokenStreamModel::ProbabilityRole).toDouble(), 0, 'f', 4)
+                             .arg(idx.data(TokenStreamModel::EntropyRole).toDouble(), 0, 'f', 3)
+                             .arg(alts.join(QStringLiteral(" · "))));
 }
 
 void MainWindow::saveLayout()

@@ -28,6 +28,7 @@ class ModelSummaryPanel;
 class RunDocument;
 class SamplingPanel;
 class StepSelection;
+class TokenColorLegend;
 class TokenStreamModel;
 class TokenStreamView;
 class WorkbenchSettings;
@@ -115,6 +116,7 @@ private:
     void updatePromptMode();
     void setColorMode(const QString& mode);
     void saveLayout();
+    void updateStepLabel(int position);
     static QString droppedFolder(const QMimeData* mime);
 
     void onLoadProgress(quint64 job, int percent, const QString& stage);
@@ -155,6 +157,8 @@ private:
     TokenStreamView* m_tokenView = nullptr;
     QComboBox* m_colorCombo = nullptr;
     QLabel* m_runLabel = nullptr;
+    QLabel* m_stepLabel = nullptr;
+    TokenColorLegend* m_legend = nullptr;
 
     // Docks
     QDockWidget* m_modelDock = nullptr;

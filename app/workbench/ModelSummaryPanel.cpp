@@ -70,8 +70,8 @@ void ModelSummaryPanel::setSummary(const ModelSummary& s)
     rows.append({tr("Vocabulary"), QString::number(s.vocabSize)});
     rows.append({tr("Context"), tr("%1 tokens").arg(s.maxContext)});
     const double at4k = double(s.weightBytes) + s.loopRingBytes + s.kvBytesPerToken * 4096;
-    rows.append({tr("Memory"),
-                 tr("%1 at 4096 tokens (KV %2 per token)").arg(formatBytes(at4k), formatBytes(s.kvBytesPerToken))});
+    rows.append({tr("Memory"), tr("%1 at 4096 tokens").arg(formatBytes(at4k))});
+    rows.append({tr("KV cache"), tr("%1 per token").arg(formatBytes(s.kvBytesPerToken))});
     rows.append({tr("Tokenizer"), s.hasTokenizer ? tr("yes") : tr("none (token ids)")});
     rows.append({tr("Backend"), tr("CPU %1, %2 threads").arg(s.cpuIsa).arg(s.threads)});
     setRows(rows);

@@ -14,6 +14,7 @@
 #include "viz/TokenStreamModel.h"
 
 #include <QAction>
+#include <QDockWidget>
 #include <QImage>
 #include <QLabel>
 #include <QPlainTextEdit>
@@ -267,6 +268,30 @@ private slots:
         QCOMPARE(w.document()->stepCount(), 4);
     }
 
+    void resultsOfSupersededJobsAreDropped()
+    {
+        MainWindow w(m_settings.get());
+        w.setPersistState(false);
+        w.openModel(m_longModel);
+        waitForState(w, MainWindow::State::Ready);
+        w.setPromptTokens({1, 2, 3});
+        GenerationSettings gs;
+        gs.maxTokens = 100000;
+        w.samplingPanel()->setSettings(gs);
+        QSignalSpy finished(&w, &MainWindow::generationFinished);
+        QVERIFY(w.startGeneration());
+        QTRY_VERIFY_WITH_TIMEOUT(w.document()->stepCount() >= 3, 30000);
+        // Opening another model cancels the generation; its late batches and its end are ignored.
+        w.openModel(kGolden + "loop3_dense");
+        waitForState(w, MainWindow::State::Ready);
+        QCOMPARE(w.document()->stepCount(), 0);
+        QCOMPARE(w.tokenStreamModel()->rowCount(), 0);
+        QTest::qWait(100);
+        QCOMPARE(w.document()->stepCount(), 0);
+        QCOMPARE(finished.count(), 0);
+        QVERIFY(w.modelFolder().endsWith("loop3_dense"));
+    }
+
     void badModelFolderShowsTheErrorAndKeepsRunning()
     {
         MainWindow w(m_settings.get());
@@ -310,6 +335,37 @@ private slots:
         QTRY_COMPARE_WITH_TIMEOUT(genFailed.count(), 2, 30000);
         QVERIFY2(genFailed.at(1).at(0).toString().contains("tokenizer.model"), qPrintable(w.lastError()));
         QCOMPARE(w.state(), MainWindow::State::Ready);
+    }
+
+    void layoutSettingsAndRecentModelsPersist()
+    {
+        WorkbenchSettings settings(m_tmp.filePath("persist.ini"));
+        settings.setReopenLastModel(true);
+        {
+            MainWindow w(&settings);
+            w.show();
+            w.openModel(kGolden + "loop3_dense");
+            waitForState(w, MainWindow::State::Ready);
+            w.findChild<QDockWidget*>("samplingDock")->hide();
+            GenerationSettings gs;
+            gs.maxTokens = 77;
+            gs.temperature = 0.5;
+            w.samplingPanel()->setSettings(gs);
+            w.close();
+        }
+        WorkbenchSettings reread(m_tmp.filePath("persist.ini"));
+        QVERIFY(reread.lastModel().endsWith("loop3_dense"));
+        QCOMPARE(reread.recentModels().size(), 1);
+        MainWindow w(&reread);
+        w.show();
+        QVERIFY(w.findChild<QDockWidget*>("samplingDock")->isHidden());
+        QVERIFY(!w.findChild<QDockWidget*>("promptDock")->isHidden());
+        QCOMPARE(w.samplingPanel()->settings().maxTokens, 77);
+        QCOMPARE(w.samplingPanel()->settings().temperature, 0.5);
+        QVERIFY(w.openStartupModel()); // reopens the last model
+        waitForState(w, MainWindow::State::Ready);
+        QVERIFY(w.modelFolder().endsWith("loop3_dense"));
+        w.setPersistState(false);
     }
 
     void screenshotAutomationWritesAPng()

@@ -1,0 +1,103 @@
+#include "app/workbench/AutomationRunner.h"
+
+#include "app/workbench/MainWindow.h"
+#include "app/workbench/SamplingPanel.h"
+
+#include <QApplication>
+#include <QImage>
+#include <QPixmap>
+#include <QSpinBox>
+#include <QTimer>
+
+#include <cstdio>
+
+namespace sage {
+
+AutomationRunner::AutomationRunner(MainWindow* window, Options options, QObject* parent)
+    : QObject(parent), m_window(window), m_options(std::move(options))
+{
+}
+
+void AutomationRunner::start()
+{
+    connect(m_window, &MainWindow::modelLoadFailed, this, [this](const QString& m) { fail(m); });
+    connect(m_window, &MainWindow::generationFailed, this, [this](const QString& m) { fail(m); });
+    connect(m_window, &MainWindow::modelLoaded, this, &AutomationRunner::onModelReady, Qt::QueuedConnection);
+
+    if (!m_options.model.isEmpty()) {
+        m_window->openModel(m_options.model);
+    } else if (!m_window->openStartupModel()) {
+        if (m_options.generate >= 0) {
+            fail(QStringLiteral("no model to generate with: the bundled model is not installed in %1; pass --model DIR")
+                     .arg(MainWindow::bundledModelFolder()));
+            return;
+        }
+        QTimer::singleShot(0, this, &AutomationRunner::capture); // a screenshot of the empty state
+    }
+}
+
+void AutomationRunner::onModelReady()
+{
+    if (m_finished) return;
+    if (m_options.hasPromptText)
+        m_window->setPromptText(m_options.promptText);
+    else if (!m_options.promptIds.isEmpty())
+        m_window->setPromptTokens(m_options.promptIds);
+    if (m_options.generate < 0) {
+        QTimer::singleShot(0, this, &AutomationRunner::capture);
+        return;
+    }
+    if (m_options.generate == 0) {
+        QTimer::singleShot(0, this, &AutomationRunner::capture);
+        return;
+    }
+    m_window->samplingPanel()->maxTokensBox()->setValue(m_options.generate);
+    connect(m_window, &MainWindow::generationFinished, this, &AutomationRunner::onGenerated, Qt::QueuedConnection);
+    if (!m_window->startGeneration() && m_window->lastError().isEmpty())
+        fail(QStringLiteral("generation could not start"));
+}
+
+void AutomationRunner::onGenerated()
+{
+    if (m_finished) return;
+    if (!m_window->showView(m_options.view)) {
+        fail(QStringLiteral("unknown view '%1'; views: %2").arg(m_options.view, MainWindow::viewNames().join(", ")));
+        return;
+    }
+    // Let layouts and the view settle before grabbing.
+    QTimer::singleShot(50, this, &AutomationRunner::capture);
+}
+
+void AutomationRunner::capture()
+{
+    if (m_finished) return;
+    m_window->showView(m_options.view);
+    if (!m_options.screenshot.isEmpty()) {
+        const QImage image = m_window->grab().toImage();
+        if (!image.save(m_options.screenshot, "PNG")) {
+            fail(QStringLiteral("%1: cannot write the screenshot; check that the folder exists and is writable")
+                     .arg(m_options.screenshot));
+            return;
+        }
+        std::fprintf(stderr, "sage-workbench: saved %s (%dx%d)\n", qPrintable(m_options.screenshot), image.width(),
+                     image.height());
+    }
+    done();
+}
+
+void AutomationRunner::fail(const QString& message)
+{
+    if (m_finished) return;
+    m_finished = true;
+    std::fprintf(stderr, "sage-workbench: error: %s\n", qPrintable(message));
+    emit finished(1);
+}
+
+void AutomationRunner::done()
+{
+    if (m_finished) return;
+    m_finished = true;
+    emit finished(0);
+}
+
+} // namespace sage

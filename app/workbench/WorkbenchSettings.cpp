@@ -1,0 +1,143 @@
+#include "app/workbench/WorkbenchSettings.h"
+
+namespace sage {
+
+WorkbenchSettings::WorkbenchSettings() : m_settings(std::make_unique<QSettings>()) {}
+
+WorkbenchSettings::WorkbenchSettings(const QString& iniFile)
+    : m_settings(std::make_unique<QSettings>(iniFile, QSettings::IniFormat))
+{
+}
+
+int WorkbenchSettings::threads() const
+{
+    return std::max(0, m_settings->value("engine/threads", 0).toInt());
+}
+
+void WorkbenchSettings::setThreads(int threads)
+{
+    m_settings->setValue("engine/threads", std::max(0, threads));
+}
+
+WorkbenchSettings::Theme WorkbenchSettings::theme() const
+{
+    return themeFromName(m_settings->value("ui/theme", "light").toString());
+}
+
+void WorkbenchSettings::setTheme(Theme theme)
+{
+    m_settings->setValue("ui/theme", themeName(theme));
+}
+
+bool WorkbenchSettings::reopenLastModel() const
+{
+    return m_settings->value("session/reopenLastModel", true).toBool();
+}
+
+void WorkbenchSettings::setReopenLastModel(bool reopen)
+{
+    m_settings->setValue("session/reopenLastModel", reopen);
+}
+
+QString WorkbenchSettings::lastModel() const
+{
+    return m_settings->value("session/lastModel").toString();
+}
+
+QStringList WorkbenchSettings::recentModels() const
+{
+    return m_settings->value("session/recentModels").toStringList();
+}
+
+void WorkbenchSettings::addRecentModel(const QString& folder)
+{
+    QStringList list = recentModels();
+    list.removeAll(folder);
+    list.prepend(folder);
+    while (list.size() > kMaxRecentModels) list.removeLast();
+    m_settings->setValue("session/recentModels", list);
+    m_settings->setValue("session/lastModel", folder);
+}
+
+void WorkbenchSettings::clearRecentModels()
+{
+    m_settings->remove("session/recentModels");
+}
+
+GenerationSettings WorkbenchSettings::sampling() const
+{
+    GenerationSettings d;
+    GenerationSettings s;
+    s.maxTokens = m_settings->value("sampling/maxTokens", d.maxTokens).toInt();
+    s.temperature = m_settings->value("sampling/temperature", d.temperature).toDouble();
+    s.topK = m_settings->value("sampling/topK", d.topK).toInt();
+    s.topP = m_settings->value("sampling/topP", d.topP).toDouble();
+    s.minP = m_settings->value("sampling/minP", d.minP).toDouble();
+    s.repetitionPenalty = m_settings->value("sampling/repetitionPenalty", d.repetitionPenalty).toDouble();
+    s.seed = m_settings->value("sampling/seed", d.seed).toULongLong();
+    s.maxLoops = m_settings->value("sampling/maxLoops", d.maxLoops).toInt();
+    return s;
+}
+
+void WorkbenchSettings::setSampling(const GenerationSettings& s)
+{
+    m_settings->setValue("sampling/maxTokens", s.maxTokens);
+    m_settings->setValue("sampling/temperature", s.temperature);
+    m_settings->setValue("sampling/topK", s.topK);
+    m_settings->setValue("sampling/topP", s.topP);
+    m_settings->setValue("sampling/minP", s.minP);
+    m_settings->setValue("sampling/repetitionPenalty", s.repetitionPenalty);
+    m_settings->setValue("sampling/seed", s.seed);
+    m_settings->setValue("sampling/maxLoops", s.maxLoops);
+}
+
+QString WorkbenchSettings::tokenColorMode() const
+{
+    const QString mode = m_settings->value("ui/tokenColorMode", "probability").toString();
+    return mode == "entropy" ? mode : QStringLiteral("probability");
+}
+
+void WorkbenchSettings::setTokenColorMode(const QString& mode)
+{
+    m_settings->setValue("ui/tokenColorMode", mode);
+}
+
+QByteArray WorkbenchSettings::windowGeometry() const
+{
+    return m_settings->value("window/geometry").toByteArray();
+}
+
+QByteArray WorkbenchSettings::windowState() const
+{
+    return m_settings->value("window/state").toByteArray();
+}
+
+void WorkbenchSettings::setWindowLayout(const QByteArray& geometry, const QByteArray& state)
+{
+    m_settings->setValue("window/geometry", geometry);
+    m_settings->setValue("window/state", state);
+}
+
+void WorkbenchSettings::sync()
+{
+    m_settings->sync();
+}
+
+QString WorkbenchSettings::fileName() const
+{
+    return m_settings->fileName();
+}
+
+QString WorkbenchSettings::themeName(Theme theme)
+{
+    return theme == Theme::Dark ? QStringLiteral("dark") : QStringLiteral("light");
+}
+
+WorkbenchSettings::Theme WorkbenchSettings::themeFromName(const QString& name, Theme fallback)
+{
+    if (name.compare("dark", Qt::CaseInsensitive) == 0) return Theme::Dark;
+    if (name.compare("light", Qt::CaseInsensitive) == 0) return Theme::Light;
+    return fallback;
+}
+
+} // namespace sage

@@ -268,6 +268,32 @@ private slots:
         QCOMPARE(w.document()->stepCount(), 4);
     }
 
+    void shortcutsGenerateAndStop()
+    {
+        MainWindow w(m_settings.get());
+        w.setPersistState(false);
+        w.show();
+        QApplication::setActiveWindow(&w);
+        QVERIFY(QTest::qWaitForWindowActive(&w));
+        w.openModel(m_longModel);
+        waitForState(w, MainWindow::State::Ready);
+        w.setPromptTokens({4, 5});
+        GenerationSettings gs;
+        gs.maxTokens = 100000;
+        w.samplingPanel()->setSettings(gs);
+        auto* editor = w.findChild<QPlainTextEdit*>("promptEditor");
+        editor->setFocus();
+        QSignalSpy finished(&w, &MainWindow::generationFinished);
+        QTest::keyClick(editor, Qt::Key_Return, Qt::ControlModifier); // Ctrl+Return in the prompt editor
+        QCOMPARE(w.state(), MainWindow::State::Generating);
+        QCOMPARE(editor->toPlainText(), QStringLiteral("4, 5")); // no newline typed
+        QTRY_VERIFY_WITH_TIMEOUT(w.document()->stepCount() >= 2, 30000);
+        QTest::keyClick(editor, Qt::Key_Escape);
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 10000);
+        QCOMPARE(finished.at(0).at(0).toString(), QStringLiteral("cancelled"));
+        QCOMPARE(w.state(), MainWindow::State::Ready);
+    }
+
     void resultsOfSupersededJobsAreDropped()
     {
         MainWindow w(m_settings.get());

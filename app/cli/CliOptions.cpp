@@ -74,8 +74,8 @@ long long CliOptions::integer(const std::string& name, long long def, long long 
     if (ec != std::errc() || ptr != v->data() + v->size())
         throw UsageError{"option --" + name + " needs an integer, got '" + *v + "'"};
     if (x < min || x > max)
-        throw UsageError{"option --" + name + " must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                         ", got " + *v};
+        throw UsageError{"option --" + name + " must be between " + std::to_string(min) + " and " +
+                         std::to_string(max) + ", got " + *v};
     return x;
 }
 
@@ -88,8 +88,8 @@ double CliOptions::number(const std::string& name, double def, double min, doubl
     if (v->empty() || end != v->c_str() + v->size() || !std::isfinite(x))
         throw UsageError{"option --" + name + " needs a number, got '" + *v + "'"};
     if (x < min || x > max)
-        throw UsageError{"option --" + name + " must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                         ", got " + *v};
+        throw UsageError{"option --" + name + " must be between " + std::to_string(min) + " and " +
+                         std::to_string(max) + ", got " + *v};
     return x;
 }
 
@@ -106,7 +106,8 @@ std::vector<int> parseIdList(const std::string& text, const std::string& option)
         int x = 0;
         auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), x);
         if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || x < 0)
-            throw UsageError{"option --" + option + " needs comma-separated non-negative token ids, got '" + item + "'"};
+            throw UsageError{"option --" + option + " needs comma-separated non-negative token ids, got '" + item +
+                             "'"};
         ids.push_back(x);
         pos = comma + 1;
     }

@@ -193,8 +193,10 @@ int cmdGenerate(const CliOptions& o)
     if (format != "text" && format != "json") throw UsageError{"--format must be text or json"};
     auto model = Model::load(modelDir(o));
     GenerationRequest req;
-    if (auto p = o.value("prompt")) req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
-    else req.prompt = toIds(cli::parseIdList(*o.value("tokens"), "tokens"));
+    if (auto p = o.value("prompt"))
+        req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
+    else
+        req.prompt = toIds(cli::parseIdList(*o.value("tokens"), "tokens"));
     if (req.prompt.empty()) throw SageError("the prompt is empty; give a prompt text or token ids");
     req.maxNewTokens = o.integer("max-tokens", 64, 0, 1 << 30);
     req.sampling.temperature = o.number("temperature", 0.0, 0.0, 100.0);
@@ -211,14 +213,17 @@ int cmdGenerate(const CliOptions& o)
     const bool text = format == "text";
     const bool haveTok = model->tokenizer() != nullptr;
     std::signal(SIGINT, onInterrupt);
-    const GenerationResult r = generate(session, model->tokenizer(), req,
-                                        [&](int64_t, const TokenChoice& c, const std::string& delta) {
-                                            if (!text) return;
-                                            if (haveTok) std::fwrite(delta.data(), 1, delta.size(), stdout);
-                                            else std::printf("%d ", c.token);
-                                            std::fflush(stdout);
-                                        },
-                                        &g_cancel);
+    const GenerationResult r = generate(
+        session, model->tokenizer(), req,
+        [&](int64_t, const TokenChoice& c, const std::string& delta) {
+            if (!text) return;
+            if (haveTok)
+                std::fwrite(delta.data(), 1, delta.size(), stdout);
+            else
+                std::printf("%d ", c.token);
+            std::fflush(stdout);
+        },
+        &g_cancel);
     std::signal(SIGINT, SIG_DFL);
     const double decodeTokens = double(std::max<size_t>(r.steps.size(), 1) - 1);
     if (text) {
@@ -237,7 +242,10 @@ int cmdGenerate(const CliOptions& o)
         for (const TokenChoice& c : r.steps) {
             nlohmann::json alts = nlohmann::json::array();
             for (auto [id, p] : c.alternatives) alts.push_back({{"token", id}, {"p", p}});
-            steps.push_back({{"token", c.token}, {"p", c.probability}, {"entropy", c.entropy}, {"margin", c.margin},
+            steps.push_back({{"token", c.token},
+                             {"p", c.probability},
+                             {"entropy", c.entropy},
+                             {"margin", c.margin},
                              {"alternatives", alts}});
         }
         j["steps"] = steps;
@@ -267,9 +275,12 @@ int cmdScore(const CliOptions& o)
     if (o.string("format", "json") != "json") throw UsageError{"score supports --format json only"};
     auto model = Model::load(modelDir(o));
     std::vector<int32_t> ids;
-    if (auto t = o.value("tokens")) ids = toIds(cli::parseIdList(*t, "tokens"));
-    else if (auto t = o.value("text")) ids = requireTokenizer(*model, "--text").encode(*t);
-    else ids = requireTokenizer(*model, "--text-file").encode(readFile(*o.value("text-file")));
+    if (auto t = o.value("tokens"))
+        ids = toIds(cli::parseIdList(*t, "tokens"));
+    else if (auto t = o.value("text"))
+        ids = requireTokenizer(*model, "--text").encode(*t);
+    else
+        ids = requireTokenizer(*model, "--text-file").encode(readFile(*o.value("text-file")));
     if (ids.empty()) throw SageError("nothing to score: the input encodes to no tokens");
 
     cpu::ThreadPool pool(threadCount(o));
@@ -320,8 +331,10 @@ int cmdCapture(const CliOptions& o)
     if (format != "npy" && format != "json" && format != "csv") throw UsageError{"--format must be npy, json or csv"};
     auto model = Model::load(modelDir(o));
     GenerationRequest req;
-    if (auto p = o.value("prompt")) req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
-    else req.prompt = toIds(cli::parseIdList(*o.value("tokens"), "tokens"));
+    if (auto p = o.value("prompt"))
+        req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
+    else
+        req.prompt = toIds(cli::parseIdList(*o.value("tokens"), "tokens"));
     if (req.prompt.empty()) throw SageError("the prompt is empty; give a prompt text or token ids");
     req.maxNewTokens = o.integer("max-tokens", 0, 0, 1 << 30);
     req.sampling.temperature = o.number("temperature", 0.0, 0.0, 100.0);
@@ -362,7 +375,8 @@ int cmdCapture(const CliOptions& o)
         SessionFile::save(*out, meta, trace);
     } else if (format == "npy")
         TraceExport::writeNpy(trace, *out);
-    else if (format == "csv") TraceExport::writeCsv(trace, *out);
+    else if (format == "csv")
+        TraceExport::writeCsv(trace, *out);
     else {
         std::filesystem::create_directories(*out);
         TraceExport::writeJson(trace, std::filesystem::path(*out) / "trace.json");

@@ -14,8 +14,7 @@
 // it above what the CPU supports). Use it to reproduce a result of a machine without AVX-512, or to rule
 // a vector kernel in or out while debugging. An unknown value is reported on stderr and ignored.
 
-namespace sage::cpu
-{
+namespace sage::cpu {
 
 CpuFeatures CpuFeatures::detect()
 {
@@ -46,16 +45,14 @@ Isa CpuFeatures::bestIsa() const
 std::optional<Isa> parseIsaName(std::string_view name)
 {
     std::string lower(name);
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char c) { return char(std::tolower(c)); });
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
     if (lower == "scalar") return Isa::Scalar;
     if (lower == "avx2") return Isa::Avx2;
     if (lower == "avx512") return Isa::Avx512;
     return std::nullopt;
 }
 
-namespace
-{
+namespace {
 
 Isa isaFromEnvironment(Isa detected)
 {
@@ -89,12 +86,9 @@ IsaState& isaState()
 const char* isaName(Isa isa)
 {
     switch (isa) {
-    case Isa::Scalar:
-        return "scalar";
-    case Isa::Avx2:
-        return "avx2";
-    case Isa::Avx512:
-        return "avx512";
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
     }
     return "?";
 }

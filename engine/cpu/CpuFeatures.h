@@ -5,8 +5,7 @@
 #include <optional>
 #include <string_view>
 
-namespace sage::cpu
-{
+namespace sage::cpu {
 
 // The x86 vector extensions the kernels care about, as reported by cpuid (and enabled by the OS).
 struct CpuFeatures {

@@ -4,8 +4,7 @@
 
 #include <cstdint>
 
-namespace sage::cpu
-{
+namespace sage::cpu {
 
 // One instruction set's implementation of the kernels. Kernels.cpp owns the public entry points, the
 // argument checks and the split of work across threads, and calls the table of activeIsa().
@@ -17,8 +16,8 @@ struct IsaKernels {
     void (*matvecRows)(const float* x, int64_t T, const WeightView& w, float* y, int64_t r0, int64_t r1);
     // y[t, r] for t in [t0, t1), r in [r0, r1): the compute-bound path for large T (prefill). Panels of
     // gemmRowBlock rows are converted to f32 once per K block and reused across all tokens of the range.
-    void (*gemmBlock)(const float* x, int64_t T, const WeightView& w, float* y, int64_t t0, int64_t t1,
-                      int64_t r0, int64_t r1);
+    void (*gemmBlock)(const float* x, int64_t T, const WeightView& w, float* y, int64_t t0, int64_t t1, int64_t r0,
+                      int64_t r1);
     int64_t gemmRowBlock;   // rows per packed panel: the unit in which gemm work is split across threads
     int64_t gemmTokenBlock; // tokens per register tile
 

@@ -15,11 +15,9 @@
 // implementation. This file is compiled for the x86-64 baseline; the vector kernels are in
 // KernelsAvx2.cpp / KernelsAvx512.cpp and are only reached through kernelsFor(activeIsa()).
 
-namespace sage::cpu
-{
+namespace sage::cpu {
 
-namespace
-{
+namespace {
 
 // Up to this many tokens a matmul streams each weight row once and multiplies it with every token
 // (memory-bound); above it the weights are converted panel by panel and reused from cache (compute-bound).
@@ -33,9 +31,7 @@ constexpr int64_t kSerialMacs = 1 << 15;
 void scalarConvert(const void* src, DType dtype, int64_t n, float* dst)
 {
     switch (dtype) {
-    case DType::F32:
-        std::copy_n(static_cast<const float*>(src), n, dst);
-        return;
+    case DType::F32: std::copy_n(static_cast<const float*>(src), n, dst); return;
     case DType::F16: {
         const auto* s = static_cast<const uint16_t*>(src);
         for (int64_t i = 0; i < n; ++i) dst[i] = f16ToFloat(s[i]);
@@ -75,8 +71,8 @@ void scalarMatvecRows(const float* x, int64_t T, const WeightView& w, float* y, 
     }
 }
 
-void scalarGemmBlock(const float* x, int64_t /*T*/, const WeightView& w, float* y, int64_t t0, int64_t t1,
-                     int64_t r0, int64_t r1)
+void scalarGemmBlock(const float* x, int64_t /*T*/, const WeightView& w, float* y, int64_t t0, int64_t t1, int64_t r0,
+                     int64_t r1)
 {
     const int64_t K = w.cols;
     const int64_t R = w.rows;
@@ -121,12 +117,9 @@ double scalarFmaProbe(int64_t iterations)
 const IsaKernels& kernelsFor(Isa isa)
 {
     switch (isa) {
-    case Isa::Avx512:
-        return avx512Kernels();
-    case Isa::Avx2:
-        return avx2Kernels();
-    case Isa::Scalar:
-        break;
+    case Isa::Avx512: return avx512Kernels();
+    case Isa::Avx2: return avx2Kernels();
+    case Isa::Scalar: break;
     }
     return scalarKernels();
 }
@@ -152,9 +145,8 @@ float rmsScale(float sumSquares, int64_t D, float eps)
 
 void matmul(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, float* y)
 {
-    checkShape(T >= 0 && w.rows >= 0 && w.cols >= 0, "matmul: negative shape (T = " + std::to_string(T) +
-                                                         ", weight [" + std::to_string(w.rows) + ", " +
-                                                         std::to_string(w.cols) + "])");
+    checkShape(T >= 0 && w.rows >= 0 && w.cols >= 0, "matmul: negative shape (T = " + std::to_string(T) + ", weight [" +
+                                                         std::to_string(w.rows) + ", " + std::to_string(w.cols) + "])");
     const int64_t R = w.rows;
     const int64_t K = w.cols;
     if (T == 0 || R == 0) return;
@@ -192,8 +184,7 @@ void matmul(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, fl
             const int64_t p1 = std::min(panels, p0 + (i1 - i));
             const int64_t t0 = tb * tokensPerBlock;
             const int64_t t1 = std::min(T, t0 + tokensPerBlock);
-            if (t0 < t1)
-                k.gemmBlock(x, T, w, y, t0, t1, p0 * k.gemmRowBlock, std::min(R, p1 * k.gemmRowBlock));
+            if (t0 < t1) k.gemmBlock(x, T, w, y, t0, t1, p0 * k.gemmRowBlock, std::min(R, p1 * k.gemmRowBlock));
             i += p1 - p0;
         }
     };
@@ -205,10 +196,10 @@ void matmul(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, fl
 
 void rmsnorm(const float* x, int64_t T, int64_t D, const WeightView& weight, float eps, float* y)
 {
-    checkShape(weight.rows == 1 && weight.cols == D,
-               "rmsnorm: the norm weight has shape [" + std::to_string(weight.rows) + ", " +
-                   std::to_string(weight.cols) + "], expected one row of " + std::to_string(D) +
-                   " entries (the hidden size)");
+    checkShape(weight.rows == 1 && weight.cols == D, "rmsnorm: the norm weight has shape [" +
+                                                         std::to_string(weight.rows) + ", " +
+                                                         std::to_string(weight.cols) + "], expected one row of " +
+                                                         std::to_string(D) + " entries (the hidden size)");
     const IsaKernels& k = kernelsFor(activeIsa());
     for (int64_t t = 0; t < T; ++t) k.rmsnormRow(x + t * D, D, weight, eps, y + t * D);
 }

@@ -15,11 +15,9 @@
 #include <cstdint>
 #include <new>
 
-namespace sage::cpu
-{
+namespace sage::cpu {
 
-namespace
-{
+namespace {
 
 constexpr int kLanes = 8;
 
@@ -94,15 +92,9 @@ template <DType D> void convertSpan(const StorageT<D>* src, int64_t n, float* ds
 void convert(const void* src, DType dtype, int64_t n, float* dst)
 {
     switch (dtype) {
-    case DType::F32:
-        convertSpan<DType::F32>(static_cast<const float*>(src), n, dst);
-        return;
-    case DType::F16:
-        convertSpan<DType::F16>(static_cast<const uint16_t*>(src), n, dst);
-        return;
-    case DType::BF16:
-        convertSpan<DType::BF16>(static_cast<const uint16_t*>(src), n, dst);
-        return;
+    case DType::F32: convertSpan<DType::F32>(static_cast<const float*>(src), n, dst); return;
+    case DType::F16: convertSpan<DType::F16>(static_cast<const uint16_t*>(src), n, dst); return;
+    case DType::BF16: convertSpan<DType::BF16>(static_cast<const uint16_t*>(src), n, dst); return;
     }
 }
 
@@ -112,8 +104,8 @@ void convert(const void* src, DType dtype, int64_t n, float* dst)
 // k = l (mod 8) in increasing k, the K tail as one zero-padded step, then hsum: the same sequence in every
 // tile shape, so results do not depend on the thread split.
 template <DType D, int NR, int NT>
-void matvecTile(const float* x /*[NT, K]*/, int64_t K, const StorageT<D>* w /*[NR, K]*/,
-                float* y /*[NT, ldy]*/, int64_t ldy)
+void matvecTile(const float* x /*[NT, K]*/, int64_t K, const StorageT<D>* w /*[NR, K]*/, float* y /*[NT, ldy]*/,
+                int64_t ldy)
 {
     __m256 acc[NT][NR];
     for (int t = 0; t < NT; ++t)
@@ -150,8 +142,7 @@ void matvecRowsT(const float* x, const StorageT<D>* w, int64_t K, int64_t R, flo
     for (; r < r1; ++r) matvecTile<D, 1, NT>(x, K, w + r * K, y + r, R);
 }
 
-template <DType D>
-void matvecRowsD(const float* x, int64_t T, const WeightView& w, float* y, int64_t r0, int64_t r1)
+template <DType D> void matvecRowsD(const float* x, int64_t T, const WeightView& w, float* y, int64_t r0, int64_t r1)
 {
     const auto* wd = static_cast<const StorageT<D>*>(w.data);
     const int64_t K = w.cols;
@@ -160,18 +151,10 @@ void matvecRowsD(const float* x, int64_t T, const WeightView& w, float* y, int64
         const float* xt = x + t * K;
         float* yt = y + t * R;
         switch (minI(4, T - t)) {
-        case 1:
-            matvecRowsT<D, 1>(xt, wd, K, R, yt, r0, r1);
-            break;
-        case 2:
-            matvecRowsT<D, 2>(xt, wd, K, R, yt, r0, r1);
-            break;
-        case 3:
-            matvecRowsT<D, 3>(xt, wd, K, R, yt, r0, r1);
-            break;
-        default:
-            matvecRowsT<D, 4>(xt, wd, K, R, yt, r0, r1);
-            break;
+        case 1: matvecRowsT<D, 1>(xt, wd, K, R, yt, r0, r1); break;
+        case 2: matvecRowsT<D, 2>(xt, wd, K, R, yt, r0, r1); break;
+        case 3: matvecRowsT<D, 3>(xt, wd, K, R, yt, r0, r1); break;
+        default: matvecRowsT<D, 4>(xt, wd, K, R, yt, r0, r1); break;
         }
     }
 }
@@ -179,15 +162,9 @@ void matvecRowsD(const float* x, int64_t T, const WeightView& w, float* y, int64
 void matvecRows(const float* x, int64_t T, const WeightView& w, float* y, int64_t r0, int64_t r1)
 {
     switch (w.dtype) {
-    case DType::F32:
-        matvecRowsD<DType::F32>(x, T, w, y, r0, r1);
-        return;
-    case DType::F16:
-        matvecRowsD<DType::F16>(x, T, w, y, r0, r1);
-        return;
-    case DType::BF16:
-        matvecRowsD<DType::BF16>(x, T, w, y, r0, r1);
-        return;
+    case DType::F32: matvecRowsD<DType::F32>(x, T, w, y, r0, r1); return;
+    case DType::F16: matvecRowsD<DType::F16>(x, T, w, y, r0, r1); return;
+    case DType::BF16: matvecRowsD<DType::BF16>(x, T, w, y, r0, r1); return;
     }
 }
 
@@ -205,8 +182,7 @@ struct PanelBuffer {
 
     PanelBuffer()
     {
-        data =
-            static_cast<float*>(::operator new(sizeof(float) * kPanelRows * kBlockK, std::align_val_t(64)));
+        data = static_cast<float*>(::operator new(sizeof(float) * kPanelRows * kBlockK, std::align_val_t(64)));
     }
     ~PanelBuffer() { ::operator delete(data, std::align_val_t(64)); }
     PanelBuffer(const PanelBuffer&) = delete;
@@ -259,23 +235,20 @@ void packPanel(const StorageT<D>* w, int64_t K, int64_t r0, int nr, int64_t k0, 
             if (g * kLanes + kLanes <= nr && n == kLine) {
                 for (int i = 0; i < kLanes; ++i)
                     for (int half = 0; half < 2; ++half)
-                        _mm256_store_si256(
-                            reinterpret_cast<__m256i*>(stage[i]) + half,
-                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * K) + half));
+                        _mm256_store_si256(reinterpret_cast<__m256i*>(stage[i]) + half,
+                                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * K) + half));
             } else {
                 // Rows past nr and columns past kc read as zero; nothing past them is touched.
                 for (int i = 0; i < kLanes; ++i) {
                     const bool valid = g * kLanes + i < nr;
-                    for (int e = 0; e < kLine; ++e)
-                        stage[i][e] = valid && e < n ? src[i * K + e] : StorageT<D>(0);
+                    for (int e = 0; e < kLine; ++e) stage[i][e] = valid && e < n ? src[i * K + e] : StorageT<D>(0);
                 }
             }
             for (int h = 0; h < kLine && c + h < kc; h += kLanes) {
                 __m256 r[kLanes];
                 for (int i = 0; i < kLanes; ++i) r[i] = load8<D>(&stage[i][h]);
                 transpose8x8(r);
-                for (int i = 0; i < kLanes; ++i)
-                    _mm256_store_ps(panel + (c + h + i) * kPanelRows + g * kLanes, r[i]);
+                for (int i = 0; i < kLanes; ++i) _mm256_store_ps(panel + (c + h + i) * kPanelRows + g * kLanes, r[i]);
             }
         }
     }
@@ -305,8 +278,7 @@ void gemmMicro(const float* x /*[MR, ldx]*/, int64_t ldx, const float* panel /*[
     }
 
     for (int i = 0; i < MR; ++i)
-        for (int j = 0; j < kPanelVectors; ++j)
-            _mm256_maskstore_ps(y + i * ldy + j * kLanes, m[j], acc[i][j]);
+        for (int j = 0; j < kPanelVectors; ++j) _mm256_maskstore_ps(y + i * ldy + j * kLanes, m[j], acc[i][j]);
 }
 
 template <DType D>
@@ -326,43 +298,25 @@ void gemmBlockD(const float* x, const WeightView& w, float* y, int64_t t0, int64
                 const float* xt = x + t * K + k0;
                 float* yt = y + t * R + p;
                 switch (minI(kTileTokens, t1 - t)) {
-                case 1:
-                    gemmMicro<1>(xt, K, panel, kc, yt, R, nr, accumulate);
-                    break;
-                case 2:
-                    gemmMicro<2>(xt, K, panel, kc, yt, R, nr, accumulate);
-                    break;
-                case 3:
-                    gemmMicro<3>(xt, K, panel, kc, yt, R, nr, accumulate);
-                    break;
-                case 4:
-                    gemmMicro<4>(xt, K, panel, kc, yt, R, nr, accumulate);
-                    break;
-                case 5:
-                    gemmMicro<5>(xt, K, panel, kc, yt, R, nr, accumulate);
-                    break;
-                default:
-                    gemmMicro<6>(xt, K, panel, kc, yt, R, nr, accumulate);
-                    break;
+                case 1: gemmMicro<1>(xt, K, panel, kc, yt, R, nr, accumulate); break;
+                case 2: gemmMicro<2>(xt, K, panel, kc, yt, R, nr, accumulate); break;
+                case 3: gemmMicro<3>(xt, K, panel, kc, yt, R, nr, accumulate); break;
+                case 4: gemmMicro<4>(xt, K, panel, kc, yt, R, nr, accumulate); break;
+                case 5: gemmMicro<5>(xt, K, panel, kc, yt, R, nr, accumulate); break;
+                default: gemmMicro<6>(xt, K, panel, kc, yt, R, nr, accumulate); break;
                 }
             }
         }
     }
 }
 
-void gemmBlock(const float* x, int64_t /*T*/, const WeightView& w, float* y, int64_t t0, int64_t t1,
-               int64_t r0, int64_t r1)
+void gemmBlock(const float* x, int64_t /*T*/, const WeightView& w, float* y, int64_t t0, int64_t t1, int64_t r0,
+               int64_t r1)
 {
     switch (w.dtype) {
-    case DType::F32:
-        gemmBlockD<DType::F32>(x, w, y, t0, t1, r0, r1);
-        return;
-    case DType::F16:
-        gemmBlockD<DType::F16>(x, w, y, t0, t1, r0, r1);
-        return;
-    case DType::BF16:
-        gemmBlockD<DType::BF16>(x, w, y, t0, t1, r0, r1);
-        return;
+    case DType::F32: gemmBlockD<DType::F32>(x, w, y, t0, t1, r0, r1); return;
+    case DType::F16: gemmBlockD<DType::F16>(x, w, y, t0, t1, r0, r1); return;
+    case DType::BF16: gemmBlockD<DType::BF16>(x, w, y, t0, t1, r0, r1); return;
     }
 }
 
@@ -380,13 +334,12 @@ float dot(const float* a, const float* b, int64_t n)
     int64_t i = 0;
     for (; i + 4 * kLanes <= n; i += 4 * kLanes)
         for (int j = 0; j < 4; ++j)
-            acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + j * kLanes), _mm256_loadu_ps(b + i + j * kLanes),
-                                     acc[j]);
+            acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + j * kLanes), _mm256_loadu_ps(b + i + j * kLanes), acc[j]);
     for (; i + kLanes <= n; i += kLanes)
         acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc[0]);
     if (i < n)
-        acc[0] = _mm256_fmadd_ps(load8Partial<DType::F32>(a + i, n - i),
-                                 load8Partial<DType::F32>(b + i, n - i), acc[0]);
+        acc[0] =
+            _mm256_fmadd_ps(load8Partial<DType::F32>(a + i, n - i), load8Partial<DType::F32>(b + i, n - i), acc[0]);
     return reduce4(acc);
 }
 
@@ -420,13 +373,12 @@ void axpy(float a, const float* x, float* y, int64_t n)
     for (; i + kLanes <= n; i += kLanes)
         _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     if (i < n)
-        storePartial(y + i, n - i,
-                     _mm256_fmadd_ps(av, load8Partial<DType::F32>(x + i, n - i),
-                                     load8Partial<DType::F32>(y + i, n - i)));
+        storePartial(
+            y + i, n - i,
+            _mm256_fmadd_ps(av, load8Partial<DType::F32>(x + i, n - i), load8Partial<DType::F32>(y + i, n - i)));
 }
 
-template <DType D>
-void rmsnormRowD(const float* x, int64_t D_, const StorageT<D>* weight, float eps, float* y)
+template <DType D> void rmsnormRowD(const float* x, int64_t D_, const StorageT<D>* weight, float eps, float* y)
 {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     int64_t i = 0;
@@ -446,8 +398,7 @@ void rmsnormRowD(const float* x, int64_t D_, const StorageT<D>* weight, float ep
     const __m256 scale = _mm256_set1_ps(rmsScale(reduce4(acc), D_, eps));
     // (x * scale) * weight, in that order, as the reference model rounds it.
     for (i = 0; i + kLanes <= D_; i += kLanes)
-        _mm256_storeu_ps(y + i,
-                         _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), scale), load8<D>(weight + i)));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), scale), load8<D>(weight + i)));
     if (i < D_) {
         const __m256 v = _mm256_mul_ps(load8Partial<DType::F32>(x + i, D_ - i), scale);
         storePartial(y + i, D_ - i, _mm256_mul_ps(v, load8Partial<D>(weight + i, D_ - i)));
@@ -457,15 +408,9 @@ void rmsnormRowD(const float* x, int64_t D_, const StorageT<D>* weight, float ep
 void rmsnormRow(const float* x, int64_t D_, const WeightView& weight, float eps, float* y)
 {
     switch (weight.dtype) {
-    case DType::F32:
-        rmsnormRowD<DType::F32>(x, D_, static_cast<const float*>(weight.data), eps, y);
-        return;
-    case DType::F16:
-        rmsnormRowD<DType::F16>(x, D_, static_cast<const uint16_t*>(weight.data), eps, y);
-        return;
-    case DType::BF16:
-        rmsnormRowD<DType::BF16>(x, D_, static_cast<const uint16_t*>(weight.data), eps, y);
-        return;
+    case DType::F32: rmsnormRowD<DType::F32>(x, D_, static_cast<const float*>(weight.data), eps, y); return;
+    case DType::F16: rmsnormRowD<DType::F16>(x, D_, static_cast<const uint16_t*>(weight.data), eps, y); return;
+    case DType::BF16: rmsnormRowD<DType::BF16>(x, D_, static_cast<const uint16_t*>(weight.data), eps, y); return;
     }
 }
 

@@ -19,11 +19,9 @@
 #include <cstdint>
 #include <new>
 
-namespace sage::cpu
-{
+namespace sage::cpu {
 
-namespace
-{
+namespace {
 
 constexpr int kLanes = 16;
 
@@ -93,15 +91,9 @@ template <DType D> void convertSpan(const StorageT<D>* src, int64_t n, float* ds
 void convert(const void* src, DType dtype, int64_t n, float* dst)
 {
     switch (dtype) {
-    case DType::F32:
-        convertSpan<DType::F32>(static_cast<const float*>(src), n, dst);
-        return;
-    case DType::F16:
-        convertSpan<DType::F16>(static_cast<const uint16_t*>(src), n, dst);
-        return;
-    case DType::BF16:
-        convertSpan<DType::BF16>(static_cast<const uint16_t*>(src), n, dst);
-        return;
+    case DType::F32: convertSpan<DType::F32>(static_cast<const float*>(src), n, dst); return;
+    case DType::F16: convertSpan<DType::F16>(static_cast<const uint16_t*>(src), n, dst); return;
+    case DType::BF16: convertSpan<DType::BF16>(static_cast<const uint16_t*>(src), n, dst); return;
     }
 }
 
@@ -112,8 +104,8 @@ void convert(const void* src, DType dtype, int64_t n, float* dst)
 // nothing), then a fixed horizontal reduction. That sequence is the same whatever NR/NT tile the row falls
 // in, which is what makes results independent of the thread split.
 template <DType D, int NR, int NT>
-void matvecTile(const float* x /*[NT, K]*/, int64_t K, const StorageT<D>* w /*[NR, K]*/,
-                float* y /*[NT, ldy]*/, int64_t ldy)
+void matvecTile(const float* x /*[NT, K]*/, int64_t K, const StorageT<D>* w /*[NR, K]*/, float* y /*[NT, ldy]*/,
+                int64_t ldy)
 {
     __m512 acc[NT][NR];
     for (int t = 0; t < NT; ++t)
@@ -153,8 +145,7 @@ void matvecRowsT(const float* x, const StorageT<D>* w, int64_t K, int64_t R, flo
     for (; r < r1; ++r) matvecTile<D, 1, NT>(x, K, w + r * K, y + r, R);
 }
 
-template <DType D>
-void matvecRowsD(const float* x, int64_t T, const WeightView& w, float* y, int64_t r0, int64_t r1)
+template <DType D> void matvecRowsD(const float* x, int64_t T, const WeightView& w, float* y, int64_t r0, int64_t r1)
 {
     const auto* wd = static_cast<const StorageT<D>*>(w.data);
     const int64_t K = w.cols;
@@ -163,18 +154,10 @@ void matvecRowsD(const float* x, int64_t T, const WeightView& w, float* y, int64
         const float* xt = x + t * K;
         float* yt = y + t * R;
         switch (minI(4, T - t)) {
-        case 1:
-            matvecRowsT<D, 1>(xt, wd, K, R, yt, r0, r1);
-            break;
-        case 2:
-            matvecRowsT<D, 2>(xt, wd, K, R, yt, r0, r1);
-            break;
-        case 3:
-            matvecRowsT<D, 3>(xt, wd, K, R, yt, r0, r1);
-            break;
-        default:
-            matvecRowsT<D, 4>(xt, wd, K, R, yt, r0, r1);
-            break;
+        case 1: matvecRowsT<D, 1>(xt, wd, K, R, yt, r0, r1); break;
+        case 2: matvecRowsT<D, 2>(xt, wd, K, R, yt, r0, r1); break;
+        case 3: matvecRowsT<D, 3>(xt, wd, K, R, yt, r0, r1); break;
+        default: matvecRowsT<D, 4>(xt, wd, K, R, yt, r0, r1); break;
         }
     }
 }
@@ -182,15 +165,9 @@ void matvecRowsD(const float* x, int64_t T, const WeightView& w, float* y, int64
 void matvecRows(const float* x, int64_t T, const WeightView& w, float* y, int64_t r0, int64_t r1)
 {
     switch (w.dtype) {
-    case DType::F32:
-        matvecRowsD<DType::F32>(x, T, w, y, r0, r1);
-        return;
-    case DType::F16:
-        matvecRowsD<DType::F16>(x, T, w, y, r0, r1);
-        return;
-    case DType::BF16:
-        matvecRowsD<DType::BF16>(x, T, w, y, r0, r1);
-        return;
+    case DType::F32: matvecRowsD<DType::F32>(x, T, w, y, r0, r1); return;
+    case DType::F16: matvecRowsD<DType::F16>(x, T, w, y, r0, r1); return;
+    case DType::BF16: matvecRowsD<DType::BF16>(x, T, w, y, r0, r1); return;
     }
 }
 
@@ -215,8 +192,7 @@ struct PanelBuffer {
 
     PanelBuffer()
     {
-        data =
-            static_cast<float*>(::operator new(sizeof(float) * kPanelRows * kBlockK, std::align_val_t(64)));
+        data = static_cast<float*>(::operator new(sizeof(float) * kPanelRows * kBlockK, std::align_val_t(64)));
     }
     ~PanelBuffer() { ::operator delete(data, std::align_val_t(64)); }
     PanelBuffer(const PanelBuffer&) = delete;
@@ -290,17 +266,15 @@ void packPanel(const StorageT<D>* w, int64_t K, int64_t r0, int nr, int64_t k0, 
                         _mm512_store_ps(stage[i], valid ? _mm512_maskz_loadu_ps(__mmask16(lanes), src + i * K)
                                                         : _mm512_setzero_ps());
                     else
-                        _mm512_store_si512(stage[i],
-                                           valid ? _mm512_maskz_loadu_epi16(__mmask32(lanes), src + i * K)
-                                                 : _mm512_setzero_si512());
+                        _mm512_store_si512(stage[i], valid ? _mm512_maskz_loadu_epi16(__mmask32(lanes), src + i * K)
+                                                           : _mm512_setzero_si512());
                 }
             }
             for (int h = 0; h < kLine && c + h < kc; h += kLanes) {
                 __m512 r[16];
                 for (int i = 0; i < 16; ++i) r[i] = load16<D>(&stage[i][h]);
                 transpose16x16(r);
-                for (int i = 0; i < 16; ++i)
-                    _mm512_store_ps(panel + (c + h + i) * kPanelRows + g * kLanes, r[i]);
+                for (int i = 0; i < 16; ++i) _mm512_store_ps(panel + (c + h + i) * kPanelRows + g * kLanes, r[i]);
             }
         }
     }
@@ -317,8 +291,7 @@ void gemmMicro(const float* x /*[MR, ldx]*/, int64_t ldx, const float* panel /*[
     __m512 acc[MR][kPanelVectors];
     for (int i = 0; i < MR; ++i)
         for (int j = 0; j < kPanelVectors; ++j)
-            acc[i][j] =
-                accumulate ? _mm512_maskz_loadu_ps(m[j], y + i * ldy + j * kLanes) : _mm512_setzero_ps();
+            acc[i][j] = accumulate ? _mm512_maskz_loadu_ps(m[j], y + i * ldy + j * kLanes) : _mm512_setzero_ps();
 
     for (int64_t k = 0; k < kc; ++k) {
         const float* pk = panel + k * kPanelRows;
@@ -331,8 +304,7 @@ void gemmMicro(const float* x /*[MR, ldx]*/, int64_t ldx, const float* panel /*[
     }
 
     for (int i = 0; i < MR; ++i)
-        for (int j = 0; j < kPanelVectors; ++j)
-            _mm512_mask_storeu_ps(y + i * ldy + j * kLanes, m[j], acc[i][j]);
+        for (int j = 0; j < kPanelVectors; ++j) _mm512_mask_storeu_ps(y + i * ldy + j * kLanes, m[j], acc[i][j]);
 }
 
 template <DType D>
@@ -354,43 +326,25 @@ void gemmBlockD(const float* x, const WeightView& w, float* y, int64_t t0, int64
                 const float* xt = x + t * K + k0;
                 float* yt = y + t * R + p;
                 switch (minI(kTileTokens, t1 - t)) {
-                case 1:
-                    gemmMicro<1>(xt, K, panel, kc, yt, R, nr, accumulate);
-                    break;
-                case 2:
-                    gemmMicro<2>(xt, K, panel, kc, yt, R, nr, accumulate);
-                    break;
-                case 3:
-                    gemmMicro<3>(xt, K, panel, kc, yt, R, nr, accumulate);
-                    break;
-                case 4:
-                    gemmMicro<4>(xt, K, panel, kc, yt, R, nr, accumulate);
-                    break;
-                case 5:
-                    gemmMicro<5>(xt, K, panel, kc, yt, R, nr, accumulate);
-                    break;
-                default:
-                    gemmMicro<6>(xt, K, panel, kc, yt, R, nr, accumulate);
-                    break;
+                case 1: gemmMicro<1>(xt, K, panel, kc, yt, R, nr, accumulate); break;
+                case 2: gemmMicro<2>(xt, K, panel, kc, yt, R, nr, accumulate); break;
+                case 3: gemmMicro<3>(xt, K, panel, kc, yt, R, nr, accumulate); break;
+                case 4: gemmMicro<4>(xt, K, panel, kc, yt, R, nr, accumulate); break;
+                case 5: gemmMicro<5>(xt, K, panel, kc, yt, R, nr, accumulate); break;
+                default: gemmMicro<6>(xt, K, panel, kc, yt, R, nr, accumulate); break;
                 }
             }
         }
     }
 }
 
-void gemmBlock(const float* x, int64_t /*T*/, const WeightView& w, float* y, int64_t t0, int64_t t1,
-               int64_t r0, int64_t r1)
+void gemmBlock(const float* x, int64_t /*T*/, const WeightView& w, float* y, int64_t t0, int64_t t1, int64_t r0,
+               int64_t r1)
 {
     switch (w.dtype) {
-    case DType::F32:
-        gemmBlockD<DType::F32>(x, w, y, t0, t1, r0, r1);
-        return;
-    case DType::F16:
-        gemmBlockD<DType::F16>(x, w, y, t0, t1, r0, r1);
-        return;
-    case DType::BF16:
-        gemmBlockD<DType::BF16>(x, w, y, t0, t1, r0, r1);
-        return;
+    case DType::F32: gemmBlockD<DType::F32>(x, w, y, t0, t1, r0, r1); return;
+    case DType::F16: gemmBlockD<DType::F16>(x, w, y, t0, t1, r0, r1); return;
+    case DType::BF16: gemmBlockD<DType::BF16>(x, w, y, t0, t1, r0, r1); return;
     }
 }
 
@@ -403,8 +357,7 @@ float dot(const float* a, const float* b, int64_t n)
     int64_t i = 0;
     for (; i + 4 * kLanes <= n; i += 4 * kLanes)
         for (int j = 0; j < 4; ++j)
-            acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + j * kLanes), _mm512_loadu_ps(b + i + j * kLanes),
-                                     acc[j]);
+            acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + j * kLanes), _mm512_loadu_ps(b + i + j * kLanes), acc[j]);
     for (; i < n; i += kLanes) {
         const __mmask16 m = tailMask(n - i);
         acc[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc[0]);
@@ -442,13 +395,12 @@ void axpy(float a, const float* x, float* y, int64_t n)
         _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
     if (i < n) {
         const __mmask16 m = tailMask(n - i);
-        _mm512_mask_storeu_ps(
-            y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+        _mm512_mask_storeu_ps(y + i, m,
+                              _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
     }
 }
 
-template <DType D>
-void rmsnormRowD(const float* x, int64_t D_, const StorageT<D>* weight, float eps, float* y)
+template <DType D> void rmsnormRowD(const float* x, int64_t D_, const StorageT<D>* weight, float eps, float* y)
 {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int64_t i = 0;
@@ -461,8 +413,7 @@ void rmsnormRowD(const float* x, int64_t D_, const StorageT<D>* weight, float ep
         const __m512 v = _mm512_maskz_loadu_ps(tailMask(D_ - i), x + i);
         acc[0] = _mm512_fmadd_ps(v, v, acc[0]);
     }
-    const float ss =
-        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+    const float ss = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
     const __m512 scale = _mm512_set1_ps(rmsScale(ss, D_, eps));
     // (x * scale) * weight, in that order, as the reference model rounds it.
     for (i = 0; i < D_; i += kLanes) {
@@ -475,15 +426,9 @@ void rmsnormRowD(const float* x, int64_t D_, const StorageT<D>* weight, float ep
 void rmsnormRow(const float* x, int64_t D_, const WeightView& weight, float eps, float* y)
 {
     switch (weight.dtype) {
-    case DType::F32:
-        rmsnormRowD<DType::F32>(x, D_, static_cast<const float*>(weight.data), eps, y);
-        return;
-    case DType::F16:
-        rmsnormRowD<DType::F16>(x, D_, static_cast<const uint16_t*>(weight.data), eps, y);
-        return;
-    case DType::BF16:
-        rmsnormRowD<DType::BF16>(x, D_, static_cast<const uint16_t*>(weight.data), eps, y);
-        return;
+    case DType::F32: rmsnormRowD<DType::F32>(x, D_, static_cast<const float*>(weight.data), eps, y); return;
+    case DType::F16: rmsnormRowD<DType::F16>(x, D_, static_cast<const uint16_t*>(weight.data), eps, y); return;
+    case DType::BF16: rmsnormRowD<DType::BF16>(x, D_, static_cast<const uint16_t*>(weight.data), eps, y); return;
     }
 }
 

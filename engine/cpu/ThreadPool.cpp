@@ -13,11 +13,9 @@
 #include <immintrin.h> // _mm_pause is SSE2, part of the x86-64 baseline
 #endif
 
-namespace sage::cpu
-{
+namespace sage::cpu {
 
-namespace
-{
+namespace {
 
 // True while this thread runs a chunk of some parallelFor: a parallelFor issued from there runs serially,
 // which keeps nested kernels correct and deadlock-free (the workers are all busy with the outer call).

@@ -12,18 +12,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-namespace sage
-{
+namespace sage {
 
-namespace
-{
+namespace {
 
 using json = nlohmann::json;
 
 const char* const kFixDamaged = "the file is damaged or incomplete: re-download or re-export it";
-const char* const kFixDType =
-    "re-export the checkpoint with weights in BF16, F16 or F32 (quantised formats such "
-    "as GPTQ, AWQ or GGUF types are not supported)";
+const char* const kFixDType = "re-export the checkpoint with weights in BF16, F16 or F32 (quantised formats such "
+                              "as GPTQ, AWQ or GGUF types are not supported)";
 
 [[noreturn]] void fail(const std::string& file, const std::string& what, const std::string& fix = kFixDamaged)
 {
@@ -47,10 +44,9 @@ std::string offsetsText(uint64_t begin, uint64_t end)
 // "not a dtype".
 bool isOtherSafetensorsDType(std::string_view s)
 {
-    static const char* const known[] = {"BOOL",    "U8",      "I8",      "I16",         "U16",
-                                        "I32",     "U32",     "I64",     "U64",         "F64",
-                                        "F8_E5M2", "F8_E4M3", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ",
-                                        "F6_E2M3", "F6_E3M2", "F4",      "C64"};
+    static const char* const known[] = {
+        "BOOL",    "U8",      "I8",      "I16",         "U16",         "I32",     "U32",     "I64", "U64", "F64",
+        "F8_E5M2", "F8_E4M3", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F6_E2M3", "F6_E3M2", "F4",  "C64"};
     return std::any_of(std::begin(known), std::end(known), [&](const char* k) { return s == k; });
 }
 
@@ -133,8 +129,8 @@ void SafeTensorsFile::parseHeader()
                  std::to_string(m_size) + " bytes)",
              "this is not a safetensors file or its first 8 bytes are damaged: re-download or re-export it");
     if (headerLen > afterPrefix)
-        fail(file, "header length is " + std::to_string(headerLen) + " bytes, but only " +
-                       std::to_string(afterPrefix) + " bytes follow the 8-byte length (file is truncated)");
+        fail(file, "header length is " + std::to_string(headerLen) + " bytes, but only " + std::to_string(afterPrefix) +
+                       " bytes follow the 8-byte length (file is truncated)");
     m_headerSize = headerLen;
 
     // A safetensors header nests at most 3 levels: {name: {"shape": [dims]}}.
@@ -151,8 +147,8 @@ void SafeTensorsFile::parseHeader()
     for (const auto& [name, entry] : root.items()) {
         if (name == "__metadata__") {
             if (!entry.is_object())
-                fail(file, "header field __metadata__ is " + describeJson(entry) +
-                               ", expected an object of string values");
+                fail(file,
+                     "header field __metadata__ is " + describeJson(entry) + ", expected an object of string values");
             for (const auto& [key, value] : entry.items()) {
                 if (!value.is_string())
                     fail(file, "header field __metadata__.\"" + key + "\" is " + describeJson(value) +
@@ -163,8 +159,8 @@ void SafeTensorsFile::parseHeader()
         }
         const std::string tensor = "tensor " + name;
         if (!entry.is_object())
-            fail(file, tensor + " is " + describeJson(entry) +
-                           ", expected an object with dtype, shape and data_offsets");
+            fail(file,
+                 tensor + " is " + describeJson(entry) + ", expected an object with dtype, shape and data_offsets");
         for (const auto& [key, value] : entry.items()) {
             if (key != "dtype" && key != "shape" && key != "data_offsets")
                 fail(file, tensor + " has an unexpected field \"" + key +
@@ -189,15 +185,13 @@ void SafeTensorsFile::parseHeader()
                      tensor + " has dtype " + dtypeName +
                          ", which the engine does not load (supported: F32, F16, BF16)",
                      kFixDType);
-            fail(file, tensor + " has unknown dtype \"" + dtypeName + "\" (supported: F32, F16, BF16)",
-                 kFixDType);
+            fail(file, tensor + " has unknown dtype \"" + dtypeName + "\" (supported: F32, F16, BF16)", kFixDType);
         }
         t.dtype = *parsedDType;
 
         const json& shape = entry["shape"];
         if (!shape.is_array())
-            fail(file, tensor + ": shape is " + describeJson(shape) +
-                           ", expected an array of non-negative integers");
+            fail(file, tensor + ": shape is " + describeJson(shape) + ", expected an array of non-negative integers");
         // The product of the non-zero dimensions must fit even when a zero makes the element count 0, so that
         // every partial product (a row length, view()'s columns) is safe to compute.
         uint64_t nonZeroProduct = 1;
@@ -234,17 +228,15 @@ void SafeTensorsFile::parseHeader()
         if (!begin || !end)
             fail(file, tensor + ": data_offsets is " + describeJson(offsets) +
                            ", expected an array of exactly 2 non-negative integers [begin, end]");
-        if (*begin > *end)
-            fail(file, tensor + ": data_offsets " + offsetsText(*begin, *end) + " have begin > end");
+        if (*begin > *end) fail(file, tensor + ": data_offsets " + offsetsText(*begin, *end) + " have begin > end");
         if (*end > dataSize)
             fail(file, tensor + ": data_offsets " + offsetsText(*begin, *end) +
-                           " end past the data section, which holds " + std::to_string(dataSize) +
-                           " bytes (file is " + std::to_string(m_size) +
-                           " bytes; it is truncated or its header is wrong)");
+                           " end past the data section, which holds " + std::to_string(dataSize) + " bytes (file is " +
+                           std::to_string(m_size) + " bytes; it is truncated or its header is wrong)");
         if (*end - *begin != expectedBytes)
             fail(file, tensor + ": dtype " + dtypeName + " and shape " + t.shapeString() + " need " +
-                           std::to_string(expectedBytes) + " bytes, but data_offsets " +
-                           offsetsText(*begin, *end) + " span " + std::to_string(*end - *begin) + " bytes");
+                           std::to_string(expectedBytes) + " bytes, but data_offsets " + offsetsText(*begin, *end) +
+                           " span " + std::to_string(*end - *begin) + " bytes");
         t.data = m_base + dataStart + *begin;
         t.byteSize = expectedBytes;
         m_tensors.push_back(std::move(t));
@@ -265,9 +257,8 @@ void SafeTensorsFile::parseHeader()
         const uint64_t aBegin = uint64_t(static_cast<const uint8_t*>(a.data) - dataBase);
         const uint64_t bBegin = uint64_t(static_cast<const uint8_t*>(b.data) - dataBase);
         if (bBegin < aBegin + a.byteSize)
-            fail(file, "tensors " + a.name + " " + offsetsText(aBegin, aBegin + a.byteSize) + " and " +
-                           b.name + " " + offsetsText(bBegin, bBegin + b.byteSize) +
-                           " overlap in the data section");
+            fail(file, "tensors " + a.name + " " + offsetsText(aBegin, aBegin + a.byteSize) + " and " + b.name + " " +
+                           offsetsText(bBegin, bBegin + b.byteSize) + " overlap in the data section");
     }
     // root.items() iterates in key order (nlohmann objects are std::maps), so m_tensors is sorted by name.
 }

@@ -84,6 +84,11 @@ uint32_t TraceRecorder::beginForward(int64_t p0, std::span<const int32_t> tokens
 void TraceRecorder::endForward(bool ok)
 {
     if (ok) {
+        // Full rows over the policy's key limit were not filled (observeAttention): drop their slots.
+        if (m_policy.fullRowMaxKeys() > 0)
+            for (auto& step : m_pending)
+                for (LayerRecord& r : step->layers)
+                    std::erase_if(r.fullRows, [](const FullAttentionRow& f) { return f.probs.empty(); });
         std::vector<Trace::StepPtr> steps(m_pending.begin(), m_pending.end());
         m_trace.append(std::move(steps));
     }
@@ -157,7 +162,7 @@ void TraceRecorder::observeAttention(int64_t /*loop*/, int64_t /*layer*/, int64_
     LayerRecord& r = current(i);
     const int64_t slot = head * r.streams + int64_t(stream);
     const int32_t f = m_fullIndex[size_t(slot)];
-    if (f >= 0) {
+    if (f >= 0 && m_policy.keepsFullRow(count)) {
         FullAttentionRow& row = r.fullRows[size_t(f)];
         row.firstKey = int32_t(firstKey);
         row.probs.assign(probs, probs + count);

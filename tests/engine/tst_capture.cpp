@@ -152,6 +152,44 @@ private slots:
         }
     }
 
+    // Decode steps fuse the logit lens into the head's weight pass: the returned logits stay bit-identical to a
+    // run without capture, and the lens equals the lens computed by the unfused path (prefill) within 1e-4.
+    void decodeLensFusedWithHead()
+    {
+        const GoldenCase g = loadGoldenCase("loop2_moe");
+        auto model = Model::load(g.dir.toStdString());
+        cpu::ThreadPool pool(2);
+        const CapturePolicy policy = CapturePolicy::preset(CapturePreset::Standard, model->config());
+        InferenceSession plain(*model, pool), captured(*model, pool);
+        Trace decodeTrace;
+        TraceRecorder rec(*model, policy, decodeTrace);
+        captured.setCaptureHook(&rec);
+        std::vector<float> a, b;
+        for (size_t i = 0; i < g.tokens.size(); ++i) {
+            plain.forward(std::span<const int32_t>(&g.tokens[i], 1), false, a);
+            captured.forward(std::span<const int32_t>(&g.tokens[i], 1), false, b);
+            QVERIFY(a == b);
+        }
+        Trace prefillTrace;
+        TraceRecorder rec2(*model, policy, prefillTrace);
+        runCaptured(*model, pool, rec2, g.tokens, g.tokens.size());
+        QCOMPARE(decodeTrace.size(), prefillTrace.size());
+        for (int64_t t = 0; t < decodeTrace.size(); ++t) {
+            const auto& ld = decodeTrace.step(t)->lens;
+            const auto& lp = prefillTrace.step(t)->lens;
+            QCOMPARE(ld.size(), lp.size());
+            QVERIFY(!ld.empty());
+            for (size_t r = 0; r < ld.size(); ++r) {
+                QCOMPARE(ld[r].loop, lp[r].loop);
+                QVERIFY(std::fabs(ld[r].kl - lp[r].kl) <= 1e-4);
+                QCOMPARE(ld[r].tokens.size(), lp[r].tokens.size());
+                for (size_t k = 0; k < ld[r].probs.size(); ++k)
+                    QVERIFY(std::fabs(ld[r].probs[k] - lp[r].probs[k]) <= 1e-4);
+                QCOMPARE(ld[r].tokens[0], lp[r].tokens[0]);
+            }
+        }
+    }
+
     // Standard preset: full rows only for the config's mch_heads; the other heads keep top-k entries, the
     // remaining mass and the entropy of the exact row.
     void standardPresetSummaries()

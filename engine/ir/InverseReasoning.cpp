@@ -199,6 +199,7 @@ IrReport analyseGeneration(const Model& model, cpu::ThreadPool& pool, const IrRe
     }
     const int64_t P = int64_t(request.prompt.size()), T = int64_t(seq.size()), G = T - P;
     rep.promptLength = P;
+    rep.generatedText = Branches::text(tok, std::span<const int32_t>(seq).subspan(size_t(P)));
 
     // The sweep.
     const auto tSweep = Clock::now();

@@ -145,6 +145,7 @@ struct IrReport {
     int64_t loops = 1, layers = 0, heads = 0;
     std::vector<IrToken> tokens;   // the final sequence
     int64_t promptLength = 0;
+    std::string generatedText; // the generated tokens decoded together
     // [G, T] with G = tokens.size() - promptLength and T = tokens.size(): row g is the relevance of generated
     // token promptLength + g over positions 0 .. promptLength + g - 1 (zero from its own position on).
     std::vector<float> relevance;

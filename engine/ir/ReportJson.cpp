@@ -201,6 +201,7 @@ json ReportJson::toJson(const IrReport& r)
                    {"memory_budget", c.memoryBudget}};
     j["model_shape"] = {{"loops", r.loops}, {"layers", r.layers}, {"heads", r.heads}};
     j["prompt_length"] = r.promptLength;
+    j["generated_text"] = r.generatedText;
     json toks = json::array();
     for (const IrToken& t : r.tokens) {
         json tj{{"id", t.id}, {"text", t.text}, {"generated", t.generated}};
@@ -396,6 +397,7 @@ IrReport ReportJson::fromJson(const json& j, const std::string& source)
         r.tokens.push_back(std::move(t));
     }
     const int64_t T = int64_t(r.tokens.size()), G = r.generatedCount();
+    r.generatedText = in.str(j, "$", "generated_text");
 
     const json& rel = in.array(j, "$", "relevance");
     if (int64_t(rel.size()) != G)

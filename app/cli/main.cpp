@@ -505,12 +505,12 @@ int main(int argc, char** argv)
                                           "seed", "threads", "policy", "budget", "format", "out"},
                                          {}));
         if (cmd == "explain")
-            return cmdExplain(CliOptions(args,
-                                         {"model", "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p",
-                                          "min-p", "repetition-penalty", "seed", "threads", "format", "out",
-                                          "entropy-threshold", "margin-threshold", "min-lift", "max-points",
-                                          "branches", "branch-length"},
-                                         {"no-faithfulness"}));
+            return cmdExplain(
+                CliOptions(args,
+                           {"model", "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p", "min-p",
+                            "repetition-penalty", "seed", "threads", "format", "out", "entropy-threshold",
+                            "margin-threshold", "min-lift", "max-points", "branches", "branch-length"},
+                           {"no-faithfulness"}));
         throw UsageError{"unknown command '" + cmd +
                          "'; commands: info, generate, score, capture, explain, version (see sage-cli --help)"};
     } catch (const UsageError& e) {

@@ -112,9 +112,9 @@ IrBranch Branches::describe(const Tokenizer* tokenizer, std::span<const int32_t>
     const int64_t T = int64_t(sequence.size());
     const int64_t n = std::min<int64_t>(int64_t(branch.size()), T - position);
     b.originalText = text(tokenizer, sequence.subspan(size_t(position), size_t(std::max<int64_t>(n, 0))));
-    const size_t common = size_t(std::mismatch(b.text.begin(), b.text.end(), b.originalText.begin(),
-                                               b.originalText.end()).first -
-                                 b.text.begin());
+    const size_t common =
+        size_t(std::mismatch(b.text.begin(), b.text.end(), b.originalText.begin(), b.originalText.end()).first -
+               b.text.begin());
     b.divergesAtChar = int64_t(common);
 
     // Changed fraction over the continuation after the forced token, where the original has tokens.

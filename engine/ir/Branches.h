@@ -30,10 +30,11 @@ class Branches
 public:
     // Returns, per flip (in the order given) and per forced token, the branch tokens: the forced token first.
     // Generation of a branch stops early after an end-of-sequence id or at the context limit.
-    static std::vector<std::vector<std::vector<int32_t>>>
-    generate(const Model& model, cpu::ThreadPool& pool, std::span<const int32_t> sequence,
-             std::span<const IrFlip> flips, int length, const std::atomic<bool>* cancel = nullptr,
-             const std::function<void(double)>& progress = {});
+    static std::vector<std::vector<std::vector<int32_t>>> generate(const Model& model, cpu::ThreadPool& pool,
+                                                                   std::span<const int32_t> sequence,
+                                                                   std::span<const IrFlip> flips, int length,
+                                                                   const std::atomic<bool>* cancel = nullptr,
+                                                                   const std::function<void(double)>& progress = {});
 
     // Describes a branch against the original sequence: texts, divergence, rejoin and changed fraction.
     static IrBranch describe(const Tokenizer* tokenizer, std::span<const int32_t> sequence, int64_t position,

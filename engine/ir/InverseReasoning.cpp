@@ -52,13 +52,14 @@ void checkConfig(const IrConfig& c)
     if (c.maxDecisionPoints < 0) bad("maximum decision points", std::to_string(c.maxDecisionPoints), ">= 0");
     if (c.alternatives < 1) bad("alternatives", std::to_string(c.alternatives), ">= 1");
     if (c.branchesPerPoint < 0 || c.branchesPerPoint > c.alternatives)
-        bad("branches per point", std::to_string(c.branchesPerPoint), "between 0 and the alternatives (" +
-                                                                            std::to_string(c.alternatives) + ")");
+        bad("branches per point", std::to_string(c.branchesPerPoint),
+            "between 0 and the alternatives (" + std::to_string(c.alternatives) + ")");
     if (c.branchLength < 0) bad("branch length", std::to_string(c.branchLength), ">= 0 tokens");
     if (c.rejoinMatch < 1) bad("rejoin match", std::to_string(c.rejoinMatch), ">= 1 token");
     if (c.topSources < 1 || c.topCarriers < 1 || c.topExperts < 0 || c.lensTopK < 1)
-        bad("evidence sizes", std::to_string(c.topSources) + "/" + std::to_string(c.topCarriers) + "/" +
-                                  std::to_string(c.topExperts) + "/" + std::to_string(c.lensTopK),
+        bad("evidence sizes",
+            std::to_string(c.topSources) + "/" + std::to_string(c.topCarriers) + "/" + std::to_string(c.topExperts) +
+                "/" + std::to_string(c.lensTopK),
             "top sources, carriers and lens entries >= 1, experts >= 0");
 }
 
@@ -165,8 +166,8 @@ IrReport runInverseReasoning(const Model& model, cpu::ThreadPool& pool, const Ir
 }
 
 IrReport analyseGeneration(const Model& model, cpu::ThreadPool& pool, const IrRequest& request,
-                           const std::vector<TokenChoice>& steps, const std::string& stopReason,
-                           const IrConfig& config, const IrProgress& progress, const std::atomic<bool>* cancel)
+                           const std::vector<TokenChoice>& steps, const std::string& stopReason, const IrConfig& config,
+                           const IrProgress& progress, const std::atomic<bool>* cancel)
 {
     checkConfig(config);
     if (request.prompt.empty()) throw SageError("the prompt is empty; give a prompt text or token ids");
@@ -252,16 +253,15 @@ IrReport analyseGeneration(const Model& model, cpu::ThreadPool& pool, const IrRe
                                                    request.sampling.seed ^ 0x5a6e1f00d5eedull);
         for (int64_t t : randomPositions) flips.push_back({t, {runnerUp(t).first}});
     }
-    const auto branches = Branches::generate(
-        model, pool, seq, flips, config.branchLength, cancel, [&](double f) {
-            if (progress) progress("branches", f);
-        });
+    const auto branches = Branches::generate(model, pool, seq, flips, config.branchLength, cancel, [&](double f) {
+        if (progress) progress("branches", f);
+    });
     std::vector<float> decisionChanges, randomChanges;
     for (size_t i = 0; i < rep.decisionPoints.size(); ++i) {
         IrDecisionPoint& p = rep.decisionPoints[i];
         for (size_t b = 0; b < branches[i].size(); ++b)
-            p.branches.push_back(Branches::describe(tok, seq, p.position, branches[i][b],
-                                                    p.alternatives[b].probability, config.rejoinMatch));
+            p.branches.push_back(Branches::describe(tok, seq, p.position, branches[i][b], p.alternatives[b].probability,
+                                                    config.rejoinMatch));
         if (!p.branches.empty() && p.position + 1 < T) decisionChanges.push_back(p.branches[0].changed);
     }
     for (size_t i = 0; i < randomPositions.size(); ++i) {

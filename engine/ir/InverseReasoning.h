@@ -21,7 +21,7 @@ struct IrRequest {
     std::vector<int32_t> prompt; // token ids (encode the text with the model's tokenizer first)
     std::string promptText;      // recorded in the report; empty when the prompt was given as ids
     int64_t maxNewTokens = 64;
-    SamplingParams sampling;     // includes the seed
+    SamplingParams sampling; // includes the seed
 };
 
 // stage: "generate", "sweep", "branches", "report"; fraction in [0, 1] within the stage.
@@ -39,8 +39,7 @@ IrReport runInverseReasoning(const Model& model, cpu::ThreadPool& pool, const Ir
 // The same after generation: `steps` are the generated tokens' choices (TokenChoice with alternatives), e.g.
 // from a captured run; stopReason as stopReasonName() writes it.
 IrReport analyseGeneration(const Model& model, cpu::ThreadPool& pool, const IrRequest& request,
-                           const std::vector<TokenChoice>& steps, const std::string& stopReason,
-                           const IrConfig& config, const IrProgress& progress = {},
-                           const std::atomic<bool>* cancel = nullptr);
+                           const std::vector<TokenChoice>& steps, const std::string& stopReason, const IrConfig& config,
+                           const IrProgress& progress = {}, const std::atomic<bool>* cancel = nullptr);
 
 } // namespace sage

@@ -15,11 +15,11 @@ namespace sage {
 
 struct IrToken {
     int32_t id = -1;
-    std::string text;          // the token's piece as shown token by token
+    std::string text; // the token's piece as shown token by token
     bool generated = false;
-    float probability = 0.0f;  // generated tokens: p of the token under its step's distribution
-    float entropy = 0.0f;      // nats
-    float margin = 0.0f;       // p(top1) - p(top2)
+    float probability = 0.0f; // generated tokens: p of the token under its step's distribution
+    float entropy = 0.0f;     // nats
+    float margin = 0.0f;      // p(top1) - p(top2)
     bool operator==(const IrToken&) const = default;
 };
 
@@ -66,13 +66,13 @@ struct IrLoopPrediction {
 };
 
 struct IrEvidence {
-    std::vector<IrSource> sources;        // highest relevance first
-    std::vector<float> loopShares;        // [loops] carried relevance per loop, sums to 1
-    float globalShare = 0.0f;             // loops >= 2: carried relevance through the global stream ...
-    float localShare = 0.0f;              // ... and the local stream (globalShare + localShare = 1 when any)
-    std::vector<IrCarrier> layers;        // top (loop, layer), highest share first
-    std::vector<IrCarrier> heads;         // top (loop, layer, head, stream), highest share first
-    std::vector<IrExpertShare> experts;   // top (loop, layer, expert) by relevance-weighted routing weight
+    std::vector<IrSource> sources;                 // highest relevance first
+    std::vector<float> loopShares;                 // [loops] carried relevance per loop, sums to 1
+    float globalShare = 0.0f;                      // loops >= 2: carried relevance through the global stream ...
+    float localShare = 0.0f;                       // ... and the local stream (globalShare + localShare = 1 when any)
+    std::vector<IrCarrier> layers;                 // top (loop, layer), highest share first
+    std::vector<IrCarrier> heads;                  // top (loop, layer, head, stream), highest share first
+    std::vector<IrExpertShare> experts;            // top (loop, layer, expert) by relevance-weighted routing weight
     std::vector<IrLoopPrediction> loopPredictions; // one per loop, loop 1 first
     bool operator==(const IrEvidence&) const = default;
 };
@@ -81,29 +81,29 @@ struct IrBranch {
     int32_t forcedToken = -1;
     std::string forcedText;
     float forcedProbability = 0.0f;
-    std::vector<int32_t> tokens;   // the forced token, then the greedy continuation
-    std::string text;              // decoded tokens
-    std::string originalText;      // the original continuation from the decision point, same token count
-    int64_t divergesAtChar = 0;    // first byte where text and originalText differ
-    int64_t rejoinsAt = -1;        // branch token index where it rejoins the original continuation, -1: never
+    std::vector<int32_t> tokens;    // the forced token, then the greedy continuation
+    std::string text;               // decoded tokens
+    std::string originalText;       // the original continuation from the decision point, same token count
+    int64_t divergesAtChar = 0;     // first byte where text and originalText differ
+    int64_t rejoinsAt = -1;         // branch token index where it rejoins the original continuation, -1: never
     int64_t rejoinsOriginalAt = -1; // ... and the matching index in the original continuation
-    float changed = 0.0f;          // fraction of the compared continuation tokens (after the forced one) that differ
+    float changed = 0.0f;           // fraction of the compared continuation tokens (after the forced one) that differ
     bool operator==(const IrBranch&) const = default;
 };
 
 struct IrDecisionPoint {
-    int64_t id = 0;             // index in IrReport::decisionPoints
-    int64_t position = 0;       // sequence position of the chosen token
-    int64_t step = 0;           // generated-token index (position - promptLength)
+    int64_t id = 0;       // index in IrReport::decisionPoints
+    int64_t position = 0; // sequence position of the chosen token
+    int64_t step = 0;     // generated-token index (position - promptLength)
     int32_t token = -1;
     std::string text;
     float probability = 0.0f;
     float entropy = 0.0f;
     float margin = 0.0f;
-    float influence = 0.0f;     // highest relevance lift a later token gives this position
-    int64_t influencedBy = -1;  // the later position with that lift
-    float score = 0.0f;         // ranking: influence * (1 - margin)
-    int64_t parent = -1;        // id of the parent decision point, -1 for a root
+    float influence = 0.0f;    // highest relevance lift a later token gives this position
+    int64_t influencedBy = -1; // the later position with that lift
+    float score = 0.0f;        // ranking: influence * (1 - margin)
+    int64_t parent = -1;       // id of the parent decision point, -1 for a root
     float parentLift = 0.0f;
     std::vector<IrAlternative> alternatives; // runner-ups, most probable first (the chosen token excluded)
     IrEvidence evidence;
@@ -113,26 +113,26 @@ struct IrDecisionPoint {
 };
 
 struct IrFaithfulness {
-    int64_t flips = 0;             // decision-point flips (and as many random flips)
-    float decisionChange = 0.0f;   // mean changed fraction after flipping decision points
-    float randomChange = 0.0f;     // mean changed fraction after flipping random non-decision tokens
-    float score = 0.0f;            // decisionChange - randomChange
+    int64_t flips = 0;           // decision-point flips (and as many random flips)
+    float decisionChange = 0.0f; // mean changed fraction after flipping decision points
+    float randomChange = 0.0f;   // mean changed fraction after flipping random non-decision tokens
+    float score = 0.0f;          // decisionChange - randomChange
     std::vector<int64_t> randomPositions;
     bool operator==(const IrFaithfulness&) const = default;
 };
 
 struct IrRunInfo {
-    std::string modelName;        // the model folder's name
+    std::string modelName; // the model folder's name
     std::string architecture;
-    std::string configHash;       // ModelIdentity
+    std::string configHash; // ModelIdentity
     std::string weightHash;
-    std::string promptText;       // empty when the prompt was given as ids
+    std::string promptText; // empty when the prompt was given as ids
     std::vector<int32_t> promptTokens;
     SamplingParams sampling;
     int64_t maxNewTokens = 0;
     std::string stopReason;
     std::string engineVersion;
-    std::string date;             // ISO 8601 UTC, when the run finished
+    std::string date; // ISO 8601 UTC, when the run finished
     double generateSeconds = 0, sweepSeconds = 0, branchSeconds = 0;
     bool operator==(const IrRunInfo& o) const;
 };
@@ -143,7 +143,7 @@ struct IrReport {
     IrRunInfo run;
     IrConfig config;
     int64_t loops = 1, layers = 0, heads = 0;
-    std::vector<IrToken> tokens;   // the final sequence
+    std::vector<IrToken> tokens; // the final sequence
     int64_t promptLength = 0;
     std::string generatedText; // the generated tokens decoded together
     // [G, T] with G = tokens.size() - promptLength and T = tokens.size(): row g is the relevance of generated

@@ -26,9 +26,8 @@ std::vector<std::pair<int32_t, float>> softmaxTop(const float* logits, int64_t V
     std::vector<int32_t> idx(static_cast<size_t>(V));
     for (int64_t v = 0; v < V; ++v) idx[size_t(v)] = int32_t(v);
     const int64_t kk = std::min<int64_t>(k, V);
-    std::partial_sort(idx.begin(), idx.begin() + kk, idx.end(), [&](int32_t a, int32_t b) {
-        return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-    });
+    std::partial_sort(idx.begin(), idx.begin() + kk, idx.end(),
+                      [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
     std::vector<std::pair<int32_t, float>> out;
     for (int64_t i = 0; i < kk; ++i)
         out.emplace_back(idx[size_t(i)], float(std::exp(double(logits[idx[size_t(i)]] - mx)) / sum));
@@ -101,12 +100,8 @@ public:
         cpu::axpy(scaled, probs, row, count);
     }
     void observeStreams(int64_t, int64_t, int64_t, int64_t, const float*, const float*, float) override {}
-    void observeGates(int64_t, int64_t, const float* gates) override
-    {
-        m_gates.assign(gates, gates + m_n() * m_heads);
-    }
-    void observeRouter(int64_t loop, int64_t layer, const float*, const int32_t* experts,
-                       const float* weights) override
+    void observeGates(int64_t, int64_t, const float* gates) override { m_gates.assign(gates, gates + m_n() * m_heads); }
+    void observeRouter(int64_t loop, int64_t layer, const float*, const int32_t* experts, const float* weights) override
     {
         const size_t k = size_t((loop - 1) * m_layers + layer);
         if (routing[k].empty()) routing[k].assign(size_t(m_T * m_experts), 0.0f);
@@ -175,8 +170,9 @@ std::vector<float> IrSweep::propagate(const std::vector<std::vector<float>>& map
 {
     const int64_t n = int64_t(rows.size());
     for (int64_t q : rows)
-        if (q < 0 || q >= T) throw SageError("relevance propagation: row " + std::to_string(q) + " is outside [0, " +
-                                             std::to_string(T) + ")");
+        if (q < 0 || q >= T)
+            throw SageError("relevance propagation: row " + std::to_string(q) + " is outside [0, " + std::to_string(T) +
+                            ")");
     for (const auto& m : maps)
         if (int64_t(m.size()) != T * T)
             throw SageError("relevance propagation: a map has " + std::to_string(m.size()) + " entries, expected " +
@@ -203,13 +199,14 @@ IrSweepResult IrSweep::run(const Model& model, cpu::ThreadPool& pool, std::span<
     if (memoryBudget > 0 && bytes > memoryBudget)
         throw SageError("inverse reasoning: a sequence of " + std::to_string(T) + " tokens needs " +
                         std::to_string(bytes >> 20) + " MiB of attention maps (" + std::to_string(c.loopNum) +
-                        " loops x " + std::to_string(c.numHiddenLayers) + " layers x T x T floats), over the budget of " +
-                        std::to_string(memoryBudget >> 20) + " MiB; generate fewer tokens or raise the budget");
+                        " loops x " + std::to_string(c.numHiddenLayers) +
+                        " layers x T x T floats), over the budget of " + std::to_string(memoryBudget >> 20) +
+                        " MiB; generate fewer tokens or raise the budget");
     for (int64_t d : candidates)
         if (d < promptLength || d >= T)
             throw SageError("inverse reasoning: candidate position " + std::to_string(d) +
-                            " is not a generated position [" + std::to_string(promptLength) + ", " +
-                            std::to_string(T) + ")");
+                            " is not a generated position [" + std::to_string(promptLength) + ", " + std::to_string(T) +
+                            ")");
 
     const int64_t K = c.loopNum * c.numHiddenLayers, H = c.numAttentionHeads, E = c.numExperts;
     IrSweepResult res;
@@ -272,8 +269,7 @@ IrSweepResult IrSweep::run(const Model& model, cpu::ThreadPool& pool, std::span<
                 if (r[i] == 0.0f) continue;
                 for (int64_t h = 0; h < H; ++h)
                     for (int s = 0; s < 2; ++s)
-                        ce.carried[size_t((k * H + h) * 2 + s)] +=
-                            0.5f / float(H) * r[i] * od[(i * H + h) * 2 + s];
+                        ce.carried[size_t((k * H + h) * 2 + s)] += 0.5f / float(H) * r[i] * od[(i * H + h) * 2 + s];
                 if (E > 0 && !hook.routing[size_t(k)].empty())
                     for (int64_t e = 0; e < E; ++e)
                         ce.expertMass[size_t(k * E + e)] += r[i] * hook.routing[size_t(k)][size_t(i * E + e)];

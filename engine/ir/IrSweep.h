@@ -18,7 +18,7 @@ class ThreadPool;
 // d - 1). Layer index k = (loop - 1) * layers + layer.
 struct IrCandidateEvidence {
     int64_t position = 0;
-    std::vector<float> carried;    // [K, H, 2] relevance moved between positions by head h, stream s (0 global, 1 local)
+    std::vector<float> carried; // [K, H, 2] relevance moved between positions by head h, stream s (0 global, 1 local)
     std::vector<float> expertMass; // [K, E] relevance-weighted routing weight of expert e (MoE layers; else empty)
 };
 

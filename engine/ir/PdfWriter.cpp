@@ -104,8 +104,7 @@ std::string PdfWriter::finish() const
     object("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>");
     for (size_t i = 0; i < n; ++i) {
         object("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 " + fmt(kWidth) + " " + fmt(kHeight) +
-               "] /Resources << /Font << /F1 3 0 R /F2 4 0 R >> >> /Contents " + std::to_string(6 + 2 * i) +
-               " 0 R >>");
+               "] /Resources << /Font << /F1 3 0 R /F2 4 0 R >> >> /Contents " + std::to_string(6 + 2 * i) + " 0 R >>");
         object("<< /Length " + std::to_string(m_pages[i].size()) + " >>\nstream\n" + m_pages[i] + "endstream");
     }
     const size_t xref = out.size();

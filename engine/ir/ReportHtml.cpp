@@ -20,6 +20,15 @@ std::string heatColour(float v)
     return buf;
 }
 
+// At most `bytes` bytes of s, never cutting a UTF-8 sequence.
+std::string truncated(const std::string& s, size_t bytes)
+{
+    if (s.size() <= bytes) return s;
+    size_t n = bytes;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    return s.substr(0, n);
+}
+
 std::string num(double v)
 {
     char buf[32];
@@ -57,24 +66,26 @@ std::string ReportHtml::heatmapSvg(const IrReport& r, int maxCells, bool standal
     const double cell = std::clamp(720.0 / double(cols), 3.0, 16.0);
     const double left = labels ? 110 : 10, top = 10;
     const double width = left + double(cols) * cell + 10, height = top + double(rows) * cell + 24;
-    std::string s = std::string(standalone ? "<svg xmlns=\"http://www.w3.org/2000/svg\"" : "<svg") + " class=\"heatmap\" width=\"" + num(width) +
-                    "\" height=\"" + num(height) + "\" viewBox=\"0 0 " + num(width) + " " + num(height) +
-                    "\" role=\"img\" aria-label=\"relevance heatmap\">\n";
+    std::string s = std::string(standalone ? "<svg xmlns=\"http://www.w3.org/2000/svg\"" : "<svg") +
+                    " class=\"heatmap\" width=\"" + num(width) + "\" height=\"" + num(height) + "\" viewBox=\"0 0 " +
+                    num(width) + " " + num(height) + "\" role=\"img\" aria-label=\"relevance heatmap\">\n";
     for (int64_t br = 0; br < rows; ++br) {
         std::vector<float> v(size_t(cols), 0.0f);
         for (int64_t g = br * rowsPer; g < std::min(G, (br + 1) * rowsPer); ++g)
-            for (int64_t p = 0; p < T; ++p) v[size_t(p / colsPer)] = std::max(v[size_t(p / colsPer)], r.relevanceAt(g, p));
+            for (int64_t p = 0; p < T; ++p)
+                v[size_t(p / colsPer)] = std::max(v[size_t(p / colsPer)], r.relevanceAt(g, p));
         const float mx = *std::max_element(v.begin(), v.end());
         const double y = top + double(br) * cell;
         if (labels) {
             const IrToken& t = r.tokens[size_t(r.promptLength + br)];
             s += "<text x=\"" + num(left - 4) + "\" y=\"" + num(y + cell * 0.8) +
-                 "\" text-anchor=\"end\" font-size=\"10\">" + escape(t.text.substr(0, 14)) + "</text>\n";
+                 "\" text-anchor=\"end\" font-size=\"10\">" + escape(truncated(t.text, 14)) + "</text>\n";
         }
         for (int64_t bc = 0; bc < cols; ++bc) {
             if (v[size_t(bc)] <= 0.0f) continue;
             s += "<rect x=\"" + num(left + double(bc) * cell) + "\" y=\"" + num(y) + "\" width=\"" + num(cell) +
-                 "\" height=\"" + num(cell) + "\" fill=\"" + heatColour(mx > 0 ? v[size_t(bc)] / mx : 0) + "\"><title>" +
+                 "\" height=\"" + num(cell) + "\" fill=\"" + heatColour(mx > 0 ? v[size_t(bc)] / mx : 0) +
+                 "\"><title>" +
                  (labels ? "token " + std::to_string(r.promptLength + br) + " &lt;- position " +
                                std::to_string(bc * colsPer) + ": "
                          : std::string()) +
@@ -98,9 +109,9 @@ std::string ReportHtml::treeSvg(const IrReport& r, bool standalone)
     const std::vector<int> depth = ReportText::depths(r);
     const double rowH = 28, colW = 150, w = 40 + colW * (1 + *std::max_element(depth.begin(), depth.end())) + 120;
     const double h = 20 + rowH * double(dps.size());
-    std::string s = std::string(standalone ? "<svg xmlns=\"http://www.w3.org/2000/svg\"" : "<svg") + " class=\"tree\" width=\"" + num(w) + "\" height=\"" +
-                    num(h) + "\" viewBox=\"0 0 " + num(w) + " " + num(h) +
-                    "\" role=\"img\" aria-label=\"decision tree\">\n";
+    std::string s = std::string(standalone ? "<svg xmlns=\"http://www.w3.org/2000/svg\"" : "<svg") +
+                    " class=\"tree\" width=\"" + num(w) + "\" height=\"" + num(h) + "\" viewBox=\"0 0 " + num(w) + " " +
+                    num(h) + "\" role=\"img\" aria-label=\"decision tree\">\n";
     auto nodeX = [&](size_t i) { return 20 + colW * depth[i]; };
     auto nodeY = [&](size_t i) { return 20 + rowH * double(i); };
     for (size_t i = 0; i < dps.size(); ++i)
@@ -140,8 +151,8 @@ std::string ReportHtml::write(const IrReport& r)
     h += "<h2>Decision tree</h2>\n" + treeSvg(r);
     for (const IrDecisionPoint& p : r.decisionPoints) {
         h += "<section class=\"dp\" id=\"dp" + std::to_string(p.id) + "\">\n<h2>Decision point #" +
-             std::to_string(p.id) + ": <code>" + escape(p.text) + "</code> at position " +
-             std::to_string(p.position) + "</h2>\n";
+             std::to_string(p.id) + ": <code>" + escape(p.text) + "</code> at position " + std::to_string(p.position) +
+             "</h2>\n";
         h += "<p class=\"explain\">" + escape(p.explanation) + "</p>\n";
         h += "<table><tr><th></th><th>token</th><th>probability</th></tr>\n<tr><td>chosen</td><td><code>" +
              escape(p.text) + "</code></td><td>" + ReportText::number(p.probability, 3) + "</td></tr>\n";
@@ -150,9 +161,9 @@ std::string ReportHtml::write(const IrReport& r)
                  ReportText::number(a.probability, 3) + "</td></tr>\n";
         h += "</table>\n<p>Entropy " + ReportText::number(p.entropy, 3) + " nats, margin " +
              ReportText::number(p.margin, 3) + ", influence " + ReportText::number(p.influence) +
-             (p.parent >= 0 ? ", parent <a href=\"#dp" + std::to_string(p.parent) + "\">#" +
-                                  std::to_string(p.parent) + "</a>"
-                            : ", a root") +
+             (p.parent >= 0
+                  ? ", parent <a href=\"#dp" + std::to_string(p.parent) + "\">#" + std::to_string(p.parent) + "</a>"
+                  : ", a root") +
              ".</p>\n<ul>\n";
         h += "<li><b>Sources</b>: " + escape(ReportText::sourcesLine(p)) + "</li>\n";
         h += "<li><b>Loops and streams</b>: " + escape(ReportText::loopsLine(p)) + "</li>\n";

@@ -102,8 +102,8 @@ public:
         if (!v.is_number()) fail(path, std::string("expected a number, found ") + typeOf(v));
         const double x = v.get<double>();
         if (!std::isfinite(x) || x < lo || x > hi)
-            fail(path, "expected a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], found " +
-                           v.dump());
+            fail(path,
+                 "expected a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], found " + v.dump());
         return x;
     }
     double number(const json& obj, const std::string& path, const char* key, double lo = -1e300,
@@ -111,8 +111,7 @@ public:
     {
         return numberValue(field(obj, path, key), path + "." + key, lo, hi);
     }
-    float real(const json& obj, const std::string& path, const char* key, double lo = -3.4e38,
-               double hi = 3.4e38) const
+    float real(const json& obj, const std::string& path, const char* key, double lo = -3.4e38, double hi = 3.4e38) const
     {
         return float(number(obj, path, key, lo, hi));
     }
@@ -246,7 +245,8 @@ json ReportJson::toJson(const IrReport& r)
         json ev;
         json src = json::array();
         for (const IrSource& s : e.sources)
-            src.push_back({{"position", s.position}, {"token", s.token}, {"text", s.text}, {"relevance", f(s.relevance)}});
+            src.push_back(
+                {{"position", s.position}, {"token", s.token}, {"text", s.text}, {"relevance", f(s.relevance)}});
         ev["sources"] = std::move(src);
         json ls = json::array();
         for (float x : e.loopShares) ls.push_back(f(x));
@@ -310,8 +310,8 @@ IrReport ReportJson::fromJson(const json& j, const std::string& source)
     if (!j.is_object()) in.fail("$", std::string("expected the report object, found ") + j.type_name());
     const std::string format = in.str(j, "$", "format");
     if (format != kFormat)
-        in.fail("$.format", "expected \"" + std::string(kFormat) + "\", found \"" + format +
-                                "\"; this is not an IR report");
+        in.fail("$.format",
+                "expected \"" + std::string(kFormat) + "\", found \"" + format + "\"; this is not an IR report");
     const int64_t version = in.integer(j, "$", "schema_version", 1, INT32_MAX);
     if (version > IrReport::kSchemaVersion)
         in.fail("$.schema_version", "the report has schema version " + std::to_string(version) +
@@ -387,8 +387,8 @@ IrReport ReportJson::fromJson(const json& j, const std::string& source)
         t.text = in.str(toks[i], p, "text");
         t.generated = in.boolean(toks[i], p, "generated");
         if (t.generated != (int64_t(i) >= r.promptLength))
-            in.fail(p + ".generated", std::string("expected ") + (t.generated ? "false" : "true") +
-                                          " for a token " + (t.generated ? "inside" : "after") + " the prompt");
+            in.fail(p + ".generated", std::string("expected ") + (t.generated ? "false" : "true") + " for a token " +
+                                          (t.generated ? "inside" : "after") + " the prompt");
         if (t.generated) {
             t.probability = in.real(toks[i], p, "p", 0, 1);
             t.entropy = in.real(toks[i], p, "entropy", 0);
@@ -527,8 +527,9 @@ IrReport ReportJson::read(const std::string& text, const std::string& source)
     try {
         j = json::parse(text);
     } catch (const json::exception& e) {
-        throw SageError(source + ": not valid JSON (" + e.what() + "); an IR report is written by `sage-cli explain "
-                                 "--format json`");
+        throw SageError(source + ": not valid JSON (" + e.what() +
+                        "); an IR report is written by `sage-cli explain "
+                        "--format json`");
     }
     return fromJson(j, source);
 }

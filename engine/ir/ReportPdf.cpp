@@ -85,7 +85,8 @@ void heatmap(Layout& L, const IrReport& r)
     for (int64_t br = 0; br < rows; ++br) {
         std::vector<float> v(size_t(cols), 0.0f);
         for (int64_t g = br * rowsPer; g < std::min(G, (br + 1) * rowsPer); ++g)
-            for (int64_t p = 0; p < T; ++p) v[size_t(p / colsPer)] = std::max(v[size_t(p / colsPer)], r.relevanceAt(g, p));
+            for (int64_t p = 0; p < T; ++p)
+                v[size_t(p / colsPer)] = std::max(v[size_t(p / colsPer)], r.relevanceAt(g, p));
         const float mx = *std::max_element(v.begin(), v.end());
         for (int64_t bc = 0; bc < cols; ++bc) {
             if (v[size_t(bc)] <= 0 || mx <= 0) continue;

@@ -64,7 +64,8 @@ private slots:
         const std::vector<float> r = IrSweep::propagate({a1, a2}, 3, rows);
         QCOMPARE(r.size(), size_t(6));
         const float want2[] = {0.1375f, 0.3f, 0.5625f};
-        for (int j = 0; j < 3; ++j) QVERIFY2(std::fabs(r[size_t(j)] - want2[j]) < 1e-6f, qPrintable(QString::number(j)));
+        for (int j = 0; j < 3; ++j)
+            QVERIFY2(std::fabs(r[size_t(j)] - want2[j]) < 1e-6f, qPrintable(QString::number(j)));
         // Row 1 through layer 2: 0.5 * [1, 0, 0] + 0.5 * [0, 1, 0] = [.5, .5, 0]; layer 1: .5*[1,0,0] + .5*[.25,.75,0].
         QVERIFY(std::fabs(r[3] - 0.625f) < 1e-6f);
         QVERIFY(std::fabs(r[4] - 0.375f) < 1e-6f);
@@ -254,15 +255,24 @@ private slots:
     {
         QTest::addColumn<QString>("mutation");
         QTest::addColumn<QString>("message");
-        QTest::newRow("not json") << "garbage" << "x.json: not valid JSON";
-        QTest::newRow("format") << "format" << "x.json: $.format: expected \"sage-ir-report\", found \"other\"";
-        QTest::newRow("newer") << "version" << "$.schema_version: the report has schema version 99, this build reads up to 1";
-        QTest::newRow("missing") << "missing" << "x.json: $.run: the field \"date\" is missing";
-        QTest::newRow("type") << "type" << "$.tokens[2].p: expected a number, found string";
-        QTest::newRow("range") << "range" << "$.tokens[2].p: expected a number in [0.000000, 1.000000], found 1.5";
-        QTest::newRow("rows") << "rows" << "$.relevance: expected 1 rows (one per generated token), found 0";
-        QTest::newRow("row length") << "rowlen" << "$.relevance[0]: expected an array of 2 numbers";
-        QTest::newRow("not object") << "array" << "$: expected the report object, found array";
+        QTest::newRow("not json") << "garbage"
+                                  << "x.json: not valid JSON";
+        QTest::newRow("format") << "format"
+                                << "x.json: $.format: expected \"sage-ir-report\", found \"other\"";
+        QTest::newRow("newer") << "version"
+                               << "$.schema_version: the report has schema version 99, this build reads up to 1";
+        QTest::newRow("missing") << "missing"
+                                 << "x.json: $.run: the field \"date\" is missing";
+        QTest::newRow("type") << "type"
+                              << "$.tokens[2].p: expected a number, found string";
+        QTest::newRow("range") << "range"
+                               << "$.tokens[2].p: expected a number in [0.000000, 1.000000], found 1.5";
+        QTest::newRow("rows") << "rows"
+                              << "$.relevance: expected 1 rows (one per generated token), found 0";
+        QTest::newRow("row length") << "rowlen"
+                                    << "$.relevance[0]: expected an array of 2 numbers";
+        QTest::newRow("not object") << "array"
+                                    << "$: expected the report object, found array";
     }
 
     void reportReaderErrors()

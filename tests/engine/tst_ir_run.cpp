@@ -260,7 +260,8 @@ private slots:
     {
         const std::string pdf = ReportPdf::write(m_report);
         std::regex pageRe("/Type /Page ");
-        const long pages = long(std::distance(std::sregex_iterator(pdf.begin(), pdf.end(), pageRe), std::sregex_iterator()));
+        const long pages =
+            long(std::distance(std::sregex_iterator(pdf.begin(), pdf.end(), pageRe), std::sregex_iterator()));
         QVERIFY(pages >= 1);
         QVERIFY(pdf.find("/Count " + std::to_string(pages)) != std::string::npos);
         QVERIFY(pdf.find(" re f\n") != std::string::npos); // heatmap cells
@@ -330,9 +331,9 @@ private slots:
     {
         for (const QString fmt : {"json", "md", "html", "pdf"}) {
             const QString out = m_dir.filePath("cli." + fmt);
-            const Run r = cli({"explain", "--model", modelDir(), "--prompt", "def add(a, b):", "--max-tokens", "12",
-                               "--branches", "1", "--branch-length", "4", "--entropy-threshold", "0.5",
-                               "--format", fmt, "--out", out});
+            const Run r =
+                cli({"explain", "--model", modelDir(), "--prompt", "def add(a, b):", "--max-tokens", "12", "--branches",
+                     "1", "--branch-length", "4", "--entropy-threshold", "0.5", "--format", fmt, "--out", out});
             QVERIFY2(r.code == 0, r.err.constData());
             QVERIFY(r.err.contains("[sweep"));
             QVERIFY(QFileInfo(out).size() > 0);
@@ -355,8 +356,8 @@ private slots:
         QTest::newRow("no format") << QStringList{"--prompt", "x", "--out", "a"}
                                    << "explain needs --format json, md, html or pdf";
         QTest::newRow("no out") << QStringList{"--prompt", "x", "--format", "json"} << "explain needs --out FILE";
-        QTest::newRow("margin") << QStringList{"--prompt", "x", "--format", "json", "--out", "a",
-                                               "--margin-threshold", "3"}
+        QTest::newRow("margin") << QStringList{"--prompt", "x", "--format",           "json",
+                                               "--out",    "a", "--margin-threshold", "3"}
                                 << "option --margin-threshold must be between";
         QTest::newRow("unknown") << QStringList{"--prompt", "x", "--frmat", "json"} << "unknown option --frmat";
         QTest::newRow("both inputs") << QStringList{"--prompt", "x", "--tokens", "1", "--format", "json", "--out", "a"}

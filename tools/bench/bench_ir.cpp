@@ -85,8 +85,8 @@ int main(int argc, char** argv)
             s.forward(seq, true, logits);
             const IrConfig cfg;
             for (int64_t t = prompt; t < tokens; ++t) {
-                const auto [h, m] = DecisionPoints::entropyAndMargin(
-                    std::span<const float>(logits.data() + (t - 1) * V, size_t(V)));
+                const auto [h, m] =
+                    DecisionPoints::entropyAndMargin(std::span<const float>(logits.data() + (t - 1) * V, size_t(V)));
                 if (DecisionPoints::isContested(h, m, cfg)) candidates.push_back(t);
             }
         }
@@ -108,8 +108,7 @@ int main(int argc, char** argv)
                     if (f > 0.8 && captureDone == 0)
                         captureDone = std::chrono::duration<double>(Clock::now() - t0).count();
                 };
-                const IrSweepResult res =
-                    IrSweep::run(*model, pool, seq, prompt, candidates, 0, 3, nullptr, &progress);
+                const IrSweepResult res = IrSweep::run(*model, pool, seq, prompt, candidates, 0, 3, nullptr, &progress);
                 const double total = std::chrono::duration<double>(Clock::now() - t0).count();
                 if (total < bestSweep) {
                     bestSweep = total;
@@ -120,11 +119,16 @@ int main(int argc, char** argv)
         }
         const double ratio = bestSweep / bestForward;
         if (json) {
-            nlohmann::json j{{"tokens", tokens},       {"prompt", prompt},
-                             {"candidates", candidates.size()}, {"threads", threads},
-                             {"forward_seconds", bestForward}, {"sweep_seconds", bestSweep},
-                             {"capture_pass_seconds", bestCapture}, {"propagation_seconds", bestSweep - bestCapture},
-                             {"ratio", ratio},          {"goal", 2.0}};
+            nlohmann::json j{{"tokens", tokens},
+                             {"prompt", prompt},
+                             {"candidates", candidates.size()},
+                             {"threads", threads},
+                             {"forward_seconds", bestForward},
+                             {"sweep_seconds", bestSweep},
+                             {"capture_pass_seconds", bestCapture},
+                             {"propagation_seconds", bestSweep - bestCapture},
+                             {"ratio", ratio},
+                             {"goal", 2.0}};
             std::printf("%s\n", j.dump(2).c_str());
         } else {
             std::printf("IR sweep on %s: %lld tokens (%lld prompt, %zu contested candidates), %d threads, best of %d\n",

@@ -63,13 +63,13 @@ void checkConfig(const IrConfig& c)
             "top sources, carriers and lens entries >= 1, experts >= 0");
 }
 
-IrEvidence buildEvidence(const IrSweepResult& sw, const IrCandidateEvidence& ce, const IrReport& report,
-                         const Tokenizer* tok, const IrConfig& cfg)
+IrEvidence buildEvidence(const IrSweep& sw, const IrCandidateEvidence& ce, const IrReport& report, const Tokenizer* tok,
+                         const IrConfig& cfg)
 {
     IrEvidence e;
-    const int64_t T = sw.tokens, d = ce.position, P = sw.promptLength;
-    const int64_t H = sw.heads, N = sw.layers, K = sw.loops * sw.layers, E = sw.experts;
-    const float* r = sw.relevance.data() + (d - P) * T;
+    const int64_t T = int64_t(report.tokens.size()), d = ce.position, P = report.promptLength;
+    const int64_t H = sw.heads(), N = sw.layers(), K = sw.loops() * sw.layers(), E = sw.experts();
+    const float* r = report.relevance.data() + (d - P) * T;
 
     std::vector<int64_t> pos(static_cast<size_t>(d));
     std::iota(pos.begin(), pos.end(), 0);
@@ -82,7 +82,7 @@ IrEvidence buildEvidence(const IrSweepResult& sw, const IrCandidateEvidence& ce,
     double total = 0;
     for (float x : ce.carried) total += x;
     const double inv = total > 0 ? 1.0 / total : 0.0;
-    e.loopShares.assign(size_t(sw.loops), 0.0f);
+    e.loopShares.assign(size_t(sw.loops()), 0.0f);
     std::vector<IrCarrier> layers, heads;
     double glob = 0, loc = 0;
     for (int64_t k = 0; k < K; ++k) {
@@ -125,10 +125,11 @@ IrEvidence buildEvidence(const IrSweepResult& sw, const IrCandidateEvidence& ce,
         e.experts = std::move(ex);
     }
 
-    for (int64_t l = 0; l < sw.loops; ++l) {
+    for (int64_t l = 0; l < sw.loops(); ++l) {
         IrLoopPrediction lp;
         lp.loop = l + 1;
-        for (auto [id, p] : sw.loopTop[size_t(l)][size_t(d - 1)]) lp.top.push_back({id, Branches::piece(tok, id), p});
+        for (auto [id, p] : sw.loopPrediction(l + 1, d - 1, cfg.lensTopK))
+            lp.top.push_back({id, Branches::piece(tok, id), p});
         e.loopPredictions.push_back(std::move(lp));
     }
     return e;
@@ -205,26 +206,24 @@ IrReport analyseGeneration(const Model& model, cpu::ThreadPool& pool, const IrRe
     // The sweep.
     const auto tSweep = Clock::now();
     const std::vector<int64_t> candidates = DecisionPoints::contested(rep.tokens, P, config);
-    IrSweepResult sw;
-    if (G > 0) {
-        std::function<void(double)> sp = [&](double f) {
+    IrSweep sw(model, pool);
+    if (G > 0)
+        rep.relevance = sw.run(seq, P, config.memoryBudget, cancel, [&](double f) {
             if (progress) progress("sweep", f);
-        };
-        sw = IrSweep::run(model, pool, seq, P, candidates, config.memoryBudget, config.lensTopK, cancel, &sp);
-        rep.relevance = sw.relevance;
-    }
+        });
     run.sweepSeconds = since(tSweep);
 
     // Decision points with their alternatives and evidence.
     rep.decisionPoints = DecisionPoints::select(rep.tokens, P, candidates, rep.relevance, config);
-    std::map<int64_t, size_t> candidateIndex;
-    for (size_t i = 0; i < sw.candidates.size(); ++i) candidateIndex[sw.candidates[i].position] = i;
+    std::vector<int64_t> points;
+    for (const IrDecisionPoint& p : rep.decisionPoints) points.push_back(p.position);
+    const std::vector<IrCandidateEvidence> evidence = sw.evidence(points);
     for (IrDecisionPoint& p : rep.decisionPoints) {
         const TokenChoice& c = steps[size_t(p.step)];
         for (auto [alt, prob] : c.alternatives)
             if (alt != c.token && int64_t(p.alternatives.size()) < config.alternatives)
                 p.alternatives.push_back({alt, Branches::piece(tok, alt), prob});
-        p.evidence = buildEvidence(sw, sw.candidates[candidateIndex.at(p.position)], rep, tok, config);
+        p.evidence = buildEvidence(sw, evidence[size_t(p.id)], rep, tok, config);
     }
 
     // Branches: every decision point's runner-ups, plus the random flips of the faithfulness figure.

@@ -5,6 +5,7 @@
 #include "engine/cpu/Kernels.h"
 #include "engine/cpu/ThreadPool.h"
 #include "engine/model/Model.h"
+#include "engine/model/ModelConfig.h"
 #include "engine/runtime/InferenceSession.h"
 
 #include <algorithm>
@@ -38,31 +39,31 @@ std::vector<std::pair<int32_t, float>> softmaxTop(const float* logits, int64_t V
 class SweepHook : public CaptureHook
 {
 public:
-    SweepHook(const Model& model, int64_t T, int lensTopK, const std::function<void(double)>* progress)
+    SweepHook(const Model& model, int64_t T, const std::function<void(double)>& progress)
         : m_T(T), m_loops(model.config().loopNum), m_layers(model.config().numHiddenLayers),
           m_heads(model.config().numAttentionHeads), m_experts(model.config().numExperts),
-          m_V(model.config().vocabSize), m_lensTopK(lensTopK), m_progress(progress),
+          m_expertsPerTok(model.config().numExpertsPerTok), m_D(model.config().hiddenSize), m_progress(progress),
           m_rowLocks(std::make_unique<std::mutex[]>(size_t(T)))
     {
         const size_t K = size_t(m_loops * m_layers);
         maps.resize(K);
         offDiag.resize(K);
         routing.resize(K);
-        loopTop.assign(size_t(m_loops), std::vector<std::vector<std::pair<int32_t, float>>>(size_t(T)));
+        loopHidden.assign(size_t(m_loops * T * m_D), 0.0f);
     }
 
     std::vector<std::vector<float>> maps;    // per k: [T, T] head-mean effective attention (rows summed over heads)
     std::vector<std::vector<float>> offDiag; // per k: [T, H, 2] stream weight * (1 - A[i, i]) per head and stream
     std::vector<std::vector<float>> routing; // per k (MoE layers): [T, E] routing weight as applied, 0 if not chosen
-    std::vector<std::vector<std::vector<std::pair<int32_t, float>>>> loopTop; // [loops][T][k]
-    bool failed = false;
+    std::vector<float> loopHidden;           // [loops, T, D]
 
-    uint32_t beginForward(int64_t p0, std::span<const int32_t>, int64_t) override
+    uint32_t beginForward(int64_t p0, std::span<const int32_t> tokens, int64_t) override
     {
         m_p0 = p0;
-        return CaptureKind::LogitLens;
+        m_n = int64_t(tokens.size());
+        return 0;
     }
-    void endForward(bool ok) override { failed = failed || !ok; }
+    void endForward(bool) override {}
 
     uint32_t askLayer(int64_t loop, int64_t layer) override
     {
@@ -71,10 +72,11 @@ public:
             maps[k].assign(size_t(m_T * m_T), 0.0f);
             offDiag[k].assign(size_t(m_T * m_heads * 2), 0.0f);
         }
-        m_loop = loop;
-        if (m_progress && *m_progress) (*m_progress)(double(k) / double(m_loops * m_layers));
+        if (m_progress) m_progress(double(k) / double(m_loops * m_layers));
         uint32_t kinds = CaptureKind::Attention | CaptureKind::RouterChoice;
         if (loop > 1) kinds |= CaptureKind::Gates;
+        // The residual after a loop's last layer feeds that loop's logit lens, computed later for a few rows.
+        if (layer == m_layers - 1) kinds |= CaptureKind::Residual;
         return kinds;
     }
     uint32_t askHead(int64_t loop, int64_t, int64_t) override
@@ -100,39 +102,28 @@ public:
         cpu::axpy(scaled, probs, row, count);
     }
     void observeStreams(int64_t, int64_t, int64_t, int64_t, const float*, const float*, float) override {}
-    void observeGates(int64_t, int64_t, const float* gates) override { m_gates.assign(gates, gates + m_n() * m_heads); }
+    void observeGates(int64_t, int64_t, const float* gates) override { m_gates.assign(gates, gates + m_n * m_heads); }
     void observeRouter(int64_t loop, int64_t layer, const float*, const int32_t* experts, const float* weights) override
     {
         const size_t k = size_t((loop - 1) * m_layers + layer);
         if (routing[k].empty()) routing[k].assign(size_t(m_T * m_experts), 0.0f);
         const int64_t K = m_expertsPerTok;
-        for (int64_t i = 0; i < m_callN; ++i)
+        for (int64_t i = 0; i < m_n; ++i)
             for (int64_t j = 0; j < K; ++j)
                 routing[k][size_t((m_p0 + i) * m_experts + experts[i * K + j])] = weights[i * K + j];
     }
-    void observeResidual(int64_t, int64_t, const float*) override {}
-    void observeLens(int64_t loop, int64_t layer, int64_t i0, int64_t rows, const float* lens, const float*) override
+    void observeResidual(int64_t loop, int64_t, const float* hidden) override
     {
-        if (layer != -1) return;
-        for (int64_t r = 0; r < rows; ++r)
-            loopTop[size_t(loop - 1)][size_t(m_p0 + i0 + r)] = softmaxTop(lens + r * m_V, m_V, m_lensTopK);
+        std::copy(hidden, hidden + m_n * m_D, loopHidden.begin() + ((loop - 1) * m_T + m_p0) * m_D);
     }
+    void observeLens(int64_t, int64_t, int64_t, int64_t, const float*, const float*) override {}
     void observeLogits(const float*) override {}
 
-    void setCall(int64_t n, int64_t expertsPerTok)
-    {
-        m_callN = n;
-        m_expertsPerTok = expertsPerTok;
-    }
-
 private:
-    int64_t m_n() const { return m_callN; }
-
-    int64_t m_T, m_loops, m_layers, m_heads, m_experts, m_V;
-    int m_lensTopK;
-    const std::function<void(double)>* m_progress;
+    int64_t m_T, m_loops, m_layers, m_heads, m_experts, m_expertsPerTok, m_D;
+    const std::function<void(double)>& m_progress;
     std::unique_ptr<std::mutex[]> m_rowLocks;
-    int64_t m_p0 = 0, m_loop = 1, m_callN = 0, m_expertsPerTok = 0;
+    int64_t m_p0 = 0, m_n = 0;
     std::vector<float> m_gates; // [n, H] gates of the current layer
 };
 
@@ -186,51 +177,49 @@ std::vector<float> IrSweep::propagate(const std::vector<std::vector<float>>& map
     return R;
 }
 
-IrSweepResult IrSweep::run(const Model& model, cpu::ThreadPool& pool, std::span<const int32_t> tokens,
-                           int64_t promptLength, std::span<const int64_t> candidates, uint64_t memoryBudget,
-                           int lensTopK, const std::atomic<bool>* cancel, const std::function<void(double)>* progress)
+IrSweep::IrSweep(const Model& model, cpu::ThreadPool& pool)
+    : m_model(model), m_pool(pool), m_loops(model.config().loopNum), m_layers(model.config().numHiddenLayers),
+      m_heads(model.config().numAttentionHeads), m_experts(model.config().numExperts)
 {
-    const ModelConfig& c = model.config();
+}
+
+IrSweep::~IrSweep() = default;
+
+std::vector<float> IrSweep::run(std::span<const int32_t> tokens, int64_t promptLength, uint64_t memoryBudget,
+                                const std::atomic<bool>* cancel, const std::function<void(double)>& progress)
+{
     const int64_t T = int64_t(tokens.size());
     if (promptLength < 1 || promptLength > T)
         throw SageError("inverse reasoning: the prompt length " + std::to_string(promptLength) +
                         " must be between 1 and the sequence length " + std::to_string(T));
-    const uint64_t bytes = mapBytes(c.loopNum, c.numHiddenLayers, T);
+    const uint64_t bytes = mapBytes(m_loops, m_layers, T);
     if (memoryBudget > 0 && bytes > memoryBudget)
         throw SageError("inverse reasoning: a sequence of " + std::to_string(T) + " tokens needs " +
-                        std::to_string(bytes >> 20) + " MiB of attention maps (" + std::to_string(c.loopNum) +
-                        " loops x " + std::to_string(c.numHiddenLayers) +
-                        " layers x T x T floats), over the budget of " + std::to_string(memoryBudget >> 20) +
-                        " MiB; generate fewer tokens or raise the budget");
-    for (int64_t d : candidates)
-        if (d < promptLength || d >= T)
-            throw SageError("inverse reasoning: candidate position " + std::to_string(d) +
-                            " is not a generated position [" + std::to_string(promptLength) + ", " + std::to_string(T) +
-                            ")");
+                        std::to_string(bytes) + " bytes of attention maps (" + std::to_string(m_loops) + " loops x " +
+                        std::to_string(m_layers) + " layers x T x T floats), over the budget of " +
+                        std::to_string(memoryBudget) + " bytes; generate fewer tokens or raise the budget");
+    m_T = T;
+    m_P = promptLength;
+    const int64_t K = m_loops * m_layers;
 
-    const int64_t K = c.loopNum * c.numHiddenLayers, H = c.numAttentionHeads, E = c.numExperts;
-    IrSweepResult res;
-    res.tokens = T;
-    res.promptLength = promptLength;
-    res.loops = c.loopNum;
-    res.layers = c.numHiddenLayers;
-    res.heads = H;
-    res.experts = E;
-
-    // 1. One teacher-forced pass with full attention. The forward fraction of the progress is 0.8.
-    std::function<void(double)> fwdProgress;
-    if (progress && *progress) fwdProgress = [&](double f) { (*progress)(0.8 * f); };
-    SweepHook hook(model, T, lensTopK, &fwdProgress);
-    hook.setCall(T, c.numExpertsPerTok);
+    // 1. One teacher-forced pass with full attention: 0.8 of the progress.
+    const std::function<void(double)> fwdProgress = [&](double f) {
+        if (progress) progress(0.8 * f);
+    };
     {
-        InferenceSession session(model, pool);
+        SweepHook hook(m_model, T, fwdProgress);
+        InferenceSession session(m_model, m_pool);
         session.setCaptureHook(&hook);
         std::vector<float> logits;
         session.forward(tokens, false, logits, cancel);
+        m_maps = std::move(hook.maps);
+        m_offDiag = std::move(hook.offDiag);
+        m_routing = std::move(hook.routing);
+        m_loopHidden = std::move(hook.loopHidden);
     }
     // Head means of row-stochastic rows are row-stochastic up to rounding; normalising makes every relevance
     // row sum to 1 to float precision, whatever the depth.
-    for (auto& m : hook.maps) {
+    for (auto& m : m_maps) {
         if (m.empty()) m.assign(size_t(T * T), 0.0f);
         for (int64_t i = 0; i < T; ++i) {
             float* row = m.data() + i * T;
@@ -244,43 +233,74 @@ IrSweepResult IrSweep::run(const Model& model, cpu::ThreadPool& pool, std::span<
             for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
         }
     }
-    res.loopTop = std::move(hook.loopTop);
 
-    // 2. Backward sweep for the rows of every generated token (query rows P-1 .. T-2).
+    // 2. Backward sweep for the rows of every generated token (query rows P-1 .. T-2) together.
     const int64_t G = T - promptLength;
     std::vector<int64_t> rows(static_cast<size_t>(G));
     for (int64_t g = 0; g < G; ++g) rows[size_t(g)] = promptLength - 1 + g;
     std::vector<float> R(size_t(G * T), 0.0f), next(size_t(G * T)); // [G, T]
     for (int64_t g = 0; g < G; ++g) R[size_t(g * T + rows[size_t(g)])] = 1.0f;
-
-    res.candidates.resize(candidates.size());
-    for (size_t ci = 0; ci < candidates.size(); ++ci) {
-        res.candidates[ci].position = candidates[ci];
-        res.candidates[ci].carried.assign(size_t(K * H * 2), 0.0f);
-        if (E > 0) res.candidates[ci].expertMass.assign(size_t(K * E), 0.0f);
-    }
     for (int64_t k = K - 1; k >= 0; --k) {
         if (cancel && cancel->load()) throw CancelledError();
-        // Evidence uses the relevance arriving at the output of layer k (r_after).
-        for (IrCandidateEvidence& ce : res.candidates) {
-            const float* r = R.data() + (ce.position - promptLength) * T;
-            const float* od = hook.offDiag[size_t(k)].data();
-            for (int64_t i = 0; i < ce.position; ++i) {
+        backwardStep(&m_pool, m_maps[size_t(k)].data(), T, rows, R.data(), next.data());
+        R.swap(next);
+        if (progress) progress(0.8 + 0.2 * double(K - k) / double(K));
+    }
+    return R;
+}
+
+std::vector<IrCandidateEvidence> IrSweep::evidence(std::span<const int64_t> positions) const
+{
+    const int64_t T = m_T, H = m_heads, E = m_experts, K = m_loops * m_layers;
+    std::vector<int64_t> rows;
+    for (int64_t d : positions) {
+        if (d < m_P || d >= T)
+            throw SageError("inverse reasoning: position " + std::to_string(d) + " is not a generated position [" +
+                            std::to_string(m_P) + ", " + std::to_string(T) + ")");
+        rows.push_back(d - 1);
+    }
+    const int64_t n = int64_t(rows.size());
+    std::vector<IrCandidateEvidence> out(rows.size());
+    for (size_t c = 0; c < out.size(); ++c) {
+        out[c].position = positions[c];
+        out[c].carried.assign(size_t(K * H * 2), 0.0f);
+        if (E > 0) out[c].expertMass.assign(size_t(K * E), 0.0f);
+    }
+    std::vector<float> R(size_t(n * T), 0.0f), next(size_t(n * T)); // [n, T]
+    for (int64_t r = 0; r < n; ++r) R[size_t(r * T + rows[size_t(r)])] = 1.0f;
+    for (int64_t k = K - 1; k >= 0; --k) {
+        // The relevance arriving at the output of layer k (r_after) is what its attention and experts carried.
+        for (int64_t c = 0; c < n; ++c) {
+            const float* r = R.data() + c * T;
+            const float* od = m_offDiag[size_t(k)].data();
+            IrCandidateEvidence& ce = out[size_t(c)];
+            for (int64_t i = 0; i <= rows[size_t(c)]; ++i) {
                 if (r[i] == 0.0f) continue;
                 for (int64_t h = 0; h < H; ++h)
                     for (int s = 0; s < 2; ++s)
                         ce.carried[size_t((k * H + h) * 2 + s)] += 0.5f / float(H) * r[i] * od[(i * H + h) * 2 + s];
-                if (E > 0 && !hook.routing[size_t(k)].empty())
+                if (E > 0 && !m_routing[size_t(k)].empty())
                     for (int64_t e = 0; e < E; ++e)
-                        ce.expertMass[size_t(k * E + e)] += r[i] * hook.routing[size_t(k)][size_t(i * E + e)];
+                        ce.expertMass[size_t(k * E + e)] += r[i] * m_routing[size_t(k)][size_t(i * E + e)];
             }
         }
-        backwardStep(&pool, hook.maps[size_t(k)].data(), T, rows, R.data(), next.data());
+        backwardStep(&m_pool, m_maps[size_t(k)].data(), T, rows, R.data(), next.data());
         R.swap(next);
-        if (progress && *progress) (*progress)(0.8 + 0.2 * double(K - k) / double(K));
     }
-    res.relevance = std::move(R);
-    return res;
+    return out;
+}
+
+std::vector<std::pair<int32_t, float>> IrSweep::loopPrediction(int64_t loop, int64_t row, int k) const
+{
+    if (loop < 1 || loop > m_loops || row < 0 || row >= m_T)
+        throw SageError("inverse reasoning: no lens at loop " + std::to_string(loop) + ", row " + std::to_string(row));
+    const ModelConfig& c = m_model.config();
+    const int64_t D = c.hiddenSize;
+    std::vector<float> x(static_cast<size_t>(D)), logits(static_cast<size_t>(c.vocabSize)); // [1, D], [1, V]
+    cpu::rmsnorm(m_loopHidden.data() + ((loop - 1) * m_T + row) * D, 1, D, m_model.finalNorm(), float(c.rmsNormEps),
+                 x.data());
+    cpu::matmul(m_pool, x.data(), 1, m_model.lmHead(), logits.data());
+    return softmaxTop(logits.data(), c.vocabSize, k);
 }
 
 } // namespace sage

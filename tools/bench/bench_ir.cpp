@@ -2,8 +2,9 @@
 // then the backward relevance propagation for every generated token) against one plain teacher-forced pass
 // (InferenceSession::forward of the same tokens, logits of every position), on the bundled model.
 // The sequence is the first --tokens tokens of a source file of this repository (default 1024), of which the
-// first --prompt (default 24) count as the prompt; contested positions (default IrConfig thresholds on the
-// plain pass's distributions) are the sweep's candidates, as in a real run. Rounds are interleaved; best of --reps.
+// first --prompt (default 24) count as the prompt. The timed sweep includes the evidence (per-layer, head, stream
+// and expert breakdown and per-loop predictions) of up to 8 decision points, taken as the first contested positions
+// (default IrConfig thresholds on the plain pass's distributions). Rounds are interleaved; best of --reps.
 // Usage: sage-bench-ir [--model DIR] [--tokens N] [--prompt N] [--threads N] [--reps N] [--json]
 #include "engine/core/SageError.h"
 #include "engine/cpu/ThreadPool.h"
@@ -77,7 +78,8 @@ int main(int argc, char** argv)
         const int64_t V = model->config().vocabSize;
         cpu::ThreadPool pool(threads);
 
-        // Candidates from the plain pass's distributions (row t - 1 predicts token t).
+        // Contested positions from the plain pass's distributions (row t - 1 predicts token t): the decision
+        // points of a real run are chosen among them, and their evidence costs a backward pass over their rows.
         std::vector<int64_t> candidates;
         {
             InferenceSession s(*model, pool);
@@ -108,20 +110,27 @@ int main(int argc, char** argv)
                     if (f > 0.8 && captureDone == 0)
                         captureDone = std::chrono::duration<double>(Clock::now() - t0).count();
                 };
-                const IrSweepResult res = IrSweep::run(*model, pool, seq, prompt, candidates, 0, 3, nullptr, &progress);
+                IrSweep sweep(*model, pool);
+                const std::vector<float> rel = sweep.run(seq, prompt, 0, nullptr, progress);
+                // The evidence of the decision points (at most IrConfig::maxDecisionPoints) is part of the cost.
+                const std::span<const int64_t> points(
+                    candidates.data(), std::min<size_t>(candidates.size(), size_t(IrConfig{}.maxDecisionPoints)));
+                const auto ev = sweep.evidence(points);
+                for (int64_t d : points)
+                    for (int64_t l = 1; l <= sweep.loops(); ++l) (void)sweep.loopPrediction(l, d - 1, 3);
+                if (rel.empty() || ev.size() != points.size()) throw SageError("the sweep produced no relevance");
                 const double total = std::chrono::duration<double>(Clock::now() - t0).count();
                 if (total < bestSweep) {
                     bestSweep = total;
                     bestCapture = captureDone;
                 }
-                if (res.relevance.empty()) throw SageError("the sweep produced no relevance");
             }
         }
         const double ratio = bestSweep / bestForward;
         if (json) {
             nlohmann::json j{{"tokens", tokens},
                              {"prompt", prompt},
-                             {"candidates", candidates.size()},
+                             {"contested", candidates.size()},
                              {"threads", threads},
                              {"forward_seconds", bestForward},
                              {"sweep_seconds", bestSweep},
@@ -131,10 +140,10 @@ int main(int argc, char** argv)
                              {"goal", 2.0}};
             std::printf("%s\n", j.dump(2).c_str());
         } else {
-            std::printf("IR sweep on %s: %lld tokens (%lld prompt, %zu contested candidates), %d threads, best of %d\n",
+            std::printf("IR sweep on %s: %lld tokens (%lld prompt, %zu contested), %d threads, best of %d\n",
                         modelDir.c_str(), (long long)tokens, (long long)prompt, candidates.size(), threads, reps);
             std::printf("  teacher-forced pass      %8.3f s\n", bestForward);
-            std::printf("  sweep                    %8.3f s  (capture pass %.3f s + propagation %.3f s)\n", bestSweep,
+            std::printf("  sweep                    %8.3f s  (capture pass %.3f s + propagation and evidence %.3f s)\n", bestSweep,
                         bestCapture, bestSweep - bestCapture);
             std::printf("  ratio                    %8.2fx  (goal <= 2x)\n", ratio);
         }

@@ -251,6 +251,7 @@ std::vector<float> IrSweep::run(std::span<const int32_t> tokens, int64_t promptL
 
 std::vector<IrCandidateEvidence> IrSweep::evidence(std::span<const int64_t> positions) const
 {
+    if (positions.empty()) return {};
     const int64_t T = m_T, H = m_heads, E = m_experts, K = m_loops * m_layers;
     std::vector<int64_t> rows;
     for (int64_t d : positions) {

@@ -12,7 +12,6 @@
 #include <QtTest>
 
 #include <cmath>
-#include <regex>
 
 using namespace sage;
 
@@ -29,6 +28,13 @@ IrToken generatedToken(int32_t id, std::vector<float> logits)
     t.entropy = h;
     t.margin = m;
     return t;
+}
+
+int countOf(const std::string& text, const std::string& what)
+{
+    int n = 0;
+    for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+    return n;
 }
 
 // A small valid report for the reader tests.
@@ -224,8 +230,7 @@ private slots:
         QVERIFY(bytes.rfind("%PDF-1.4", 0) == 0);
         QVERIFY(bytes.find("(Hello \\(world\\) \\\\ caf\xE9 ?)") != std::string::npos);
         // Two page objects and a page tree that counts them.
-        std::regex pageRe("/Type /Page ");
-        QCOMPARE(std::distance(std::sregex_iterator(bytes.begin(), bytes.end(), pageRe), std::sregex_iterator()), 2L);
+        QCOMPARE(countOf(bytes, "/Type /Page "), 2);
         QVERIFY(bytes.find("/Count 2") != std::string::npos);
         // startxref points at the xref table; every in-use entry points at "N 0 obj".
         const size_t sx = bytes.rfind("startxref\n");

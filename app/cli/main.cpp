@@ -12,6 +12,11 @@
 #include "engine/cpu/Kernels.h"
 #include "engine/cpu/ThreadPool.h"
 #include "engine/io/TensorStore.h"
+#include "engine/ir/InverseReasoning.h"
+#include "engine/ir/ReportHtml.h"
+#include "engine/ir/ReportJson.h"
+#include "engine/ir/ReportMarkdown.h"
+#include "engine/ir/ReportPdf.h"
 #include "engine/model/Model.h"
 #include "engine/runtime/Generator.h"
 #include "engine/runtime/InferenceSession.h"
@@ -57,6 +62,11 @@ Usage:
   sage-cli capture  [--model DIR] (--prompt TEXT | --tokens 1,2,3) [--max-tokens N] [--temperature T]
                     [--top-k K] [--top-p P] [--seed S] [--policy summary|standard|full] [--budget BYTES]
                     [--threads N] [--format npy|json|csv] --out DIR|FILE.sagetrace
+  sage-cli explain  [--model DIR] (--prompt TEXT | --tokens 1,2,3) [--max-tokens N] [--temperature T]
+                    [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S] [--threads N]
+                    [--entropy-threshold H] [--margin-threshold M] [--min-lift L] [--max-points N]
+                    [--branches N] [--branch-length N] [--no-faithfulness]
+                    --format json|md|html|pdf --out FILE
   sage-cli version
 
 --model defaults to $SAGE_MODEL, else the bundled model. --temperature 0 (the default) is greedy decoding.
@@ -65,6 +75,8 @@ capture runs the prompt (and --max-tokens generated tokens, default 0) with a ca
 standard) and writes the trace: npy = one NumPy array per kind/loop/layer plus manifest.json in DIR (use
 --policy full for exact attention maps and logits.npy); json = DIR/trace.json; csv = DIR/steps.csv and
 DIR/routing.csv. An --out path ending in .sagetrace writes a session file instead (docs/session-format.md).
+explain generates (default 32 tokens), runs the Inverse Reasoning sweep and writes the report (docs/ir.md);
+progress goes to stderr, Ctrl-C cancels.
 )";
 
 std::filesystem::path modelDir(const CliOptions& o)
@@ -387,6 +399,81 @@ int cmdCapture(const CliOptions& o)
     return 0;
 }
 
+int cmdExplain(const CliOptions& o)
+{
+    if (o.has("prompt") == o.has("tokens")) throw UsageError{"explain needs exactly one of --prompt or --tokens"};
+    const auto out = o.value("out");
+    if (!out) throw UsageError{"explain needs --out FILE (the report to write)"};
+    if (!o.has("format")) throw UsageError{"explain needs --format json, md, html or pdf"};
+    const std::string format = *o.value("format");
+    if (format != "json" && format != "md" && format != "html" && format != "pdf")
+        throw UsageError{"--format must be json, md, html or pdf, got '" + format + "'"};
+    IrConfig cfg;
+    cfg.entropyThreshold = o.number("entropy-threshold", cfg.entropyThreshold, 0.0, 100.0);
+    cfg.marginThreshold = o.number("margin-threshold", cfg.marginThreshold, 0.0, 1.0);
+    cfg.minInfluenceLift = o.number("min-lift", cfg.minInfluenceLift, 0.0, 1e9);
+    cfg.maxDecisionPoints = int(o.integer("max-points", cfg.maxDecisionPoints, 0, 1000));
+    cfg.branchesPerPoint = int(o.integer("branches", cfg.branchesPerPoint, 0, cfg.alternatives));
+    cfg.branchLength = int(o.integer("branch-length", cfg.branchLength, 0, 4096));
+    cfg.faithfulness = !o.has("no-faithfulness");
+
+    auto model = Model::load(modelDir(o));
+    IrRequest req;
+    if (auto p = o.value("prompt")) {
+        req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
+        req.promptText = *p;
+    } else {
+        req.prompt = toIds(cli::parseIdList(*o.value("tokens"), "tokens"));
+    }
+    if (req.prompt.empty()) throw SageError("the prompt is empty; give a prompt text or token ids");
+    req.maxNewTokens = o.integer("max-tokens", 32, 1, 1 << 30);
+    req.sampling.temperature = o.number("temperature", 0.0, 0.0, 100.0);
+    req.sampling.topK = o.integer("top-k", 0, 0, 1 << 30);
+    req.sampling.topP = o.number("top-p", 1.0, 1e-9, 1.0);
+    req.sampling.minP = o.number("min-p", 0.0, 0.0, 1.0);
+    req.sampling.repetitionPenalty = o.number("repetition-penalty", 1.0, 1e-6, 100.0);
+    req.sampling.seed = uint64_t(o.integer("seed", 0, 0, std::numeric_limits<long long>::max()));
+
+    cpu::ThreadPool pool(threadCount(o));
+    std::string lastStage;
+    int lastPercent = -1;
+    const IrProgress progress = [&](const std::string& stage, double f) {
+        const int pc = int(f * 100.0);
+        if (stage == lastStage && pc == lastPercent) return;
+        if (stage != lastStage && !lastStage.empty()) std::fputc('\n', stderr);
+        lastStage = stage;
+        lastPercent = pc;
+        std::fprintf(stderr, "\r[%s %3d%%]", stage.c_str(), pc);
+        std::fflush(stderr);
+    };
+    std::signal(SIGINT, onInterrupt);
+    IrReport report;
+    try {
+        report = runInverseReasoning(*model, pool, req, cfg, progress, &g_cancel);
+    } catch (const CancelledError&) {
+        std::signal(SIGINT, SIG_DFL);
+        std::fprintf(stderr, "\nsage-cli: explain cancelled; no report written\n");
+        return 130;
+    }
+    std::signal(SIGINT, SIG_DFL);
+    std::fputc('\n', stderr);
+
+    std::string bytes;
+    if (format == "json")
+        bytes = ReportJson::write(report);
+    else if (format == "md")
+        bytes = ReportMarkdown::write(report);
+    else if (format == "html")
+        bytes = ReportHtml::write(report);
+    else
+        bytes = ReportPdf::write(report);
+    writeFileAtomically(*out, bytes);
+    std::fprintf(stderr, "[%lld generated tokens, %zu decision points, faithfulness %.3f; sweep %.2f s; wrote %s]\n",
+                 (long long)report.generatedCount(), report.decisionPoints.size(), double(report.faithfulness.score),
+                 report.run.sweepSeconds, out->c_str());
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -417,8 +504,15 @@ int main(int argc, char** argv)
                                          {"model", "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p",
                                           "seed", "threads", "policy", "budget", "format", "out"},
                                          {}));
+        if (cmd == "explain")
+            return cmdExplain(
+                CliOptions(args,
+                           {"model", "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p", "min-p",
+                            "repetition-penalty", "seed", "threads", "format", "out", "entropy-threshold",
+                            "margin-threshold", "min-lift", "max-points", "branches", "branch-length"},
+                           {"no-faithfulness"}));
         throw UsageError{"unknown command '" + cmd +
-                         "'; commands: info, generate, score, capture, version (see sage-cli --help)"};
+                         "'; commands: info, generate, score, capture, explain, version (see sage-cli --help)"};
     } catch (const UsageError& e) {
         std::fprintf(stderr, "sage-cli: %s\n", e.message.c_str());
         return 2;

@@ -12,6 +12,7 @@
 #include "engine/cpu/Kernels.h"
 #include "engine/cpu/ThreadPool.h"
 #include "engine/io/TensorStore.h"
+#include "engine/model/MemoryCheck.h"
 #include "engine/model/Model.h"
 #include "engine/runtime/Generator.h"
 #include "engine/runtime/InferenceSession.h"
@@ -59,11 +60,14 @@ Usage:
                     [--threads N] [--format npy|json|csv] --out DIR|FILE.sagetrace
   sage-cli version
 
+Every command that loads a model also takes --skip-weight-check (do not scan the weights for NaN/Inf) and
+--allow-low-memory (load even when the weights exceed the available memory).
 --model defaults to $SAGE_MODEL, else the bundled model. --temperature 0 (the default) is greedy decoding.
 --max-loops 1 exits after loop 1 (the final norm and head are applied to loop 1's output).
 capture runs the prompt (and --max-tokens generated tokens, default 0) with a capture policy (default
 standard) and writes the trace: npy = one NumPy array per kind/loop/layer plus manifest.json in DIR (use
---policy full for exact attention maps and logits.npy); json = DIR/trace.json; csv = DIR/steps.csv and
+--policy full for exact attention maps and logits.npy); --budget defaults to the available memory, so a
+policy that cannot fit is refused before the run; json = DIR/trace.json; csv = DIR/steps.csv and
 DIR/routing.csv. An --out path ending in .sagetrace writes a session file instead (docs/session-format.md).
 )";
 
@@ -72,6 +76,14 @@ std::filesystem::path modelDir(const CliOptions& o)
     if (auto m = o.value("model")) return *m;
     if (const char* env = std::getenv("SAGE_MODEL"); env && *env) return env;
     return SAGE_DEFAULT_MODEL_DIR;
+}
+
+std::unique_ptr<Model> loadModel(const CliOptions& o)
+{
+    LoadOptions options;
+    options.checkWeights = !o.has("skip-weight-check");
+    options.checkMemory = !o.has("allow-low-memory");
+    return Model::load(modelDir(o), options);
 }
 
 std::string formatBytes(double b)
@@ -111,7 +123,7 @@ const Tokenizer& requireTokenizer(const Model& model, const char* what)
 
 int cmdInfo(const CliOptions& o)
 {
-    auto model = Model::load(modelDir(o));
+    auto model = loadModel(o);
     const ModelConfig& c = model->config();
     const double kvPerToken = double(c.numHiddenLayers) * 2 * c.numKeyValueHeads * c.headDim * sizeof(float);
     const double ringBytes = double(c.loopNum - 1) * c.numHiddenLayers * 2 * c.loopWindowSize * c.numKeyValueHeads *
@@ -191,7 +203,7 @@ int cmdGenerate(const CliOptions& o)
     if (o.has("prompt") == o.has("tokens")) throw UsageError{"generate needs exactly one of --prompt or --tokens"};
     const std::string format = o.string("format", "text");
     if (format != "text" && format != "json") throw UsageError{"--format must be text or json"};
-    auto model = Model::load(modelDir(o));
+    auto model = loadModel(o);
     GenerationRequest req;
     if (auto p = o.value("prompt"))
         req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
@@ -273,7 +285,7 @@ int cmdScore(const CliOptions& o)
     const int inputs = int(o.has("tokens")) + int(o.has("text")) + int(o.has("text-file"));
     if (inputs != 1) throw UsageError{"score needs exactly one of --tokens, --text or --text-file"};
     if (o.string("format", "json") != "json") throw UsageError{"score supports --format json only"};
-    auto model = Model::load(modelDir(o));
+    auto model = loadModel(o);
     std::vector<int32_t> ids;
     if (auto t = o.value("tokens"))
         ids = toIds(cli::parseIdList(*t, "tokens"));
@@ -329,7 +341,7 @@ int cmdCapture(const CliOptions& o)
     if (!out) throw UsageError{"capture needs --out DIR (the folder the exported files are written to)"};
     const std::string format = o.string("format", "npy");
     if (format != "npy" && format != "json" && format != "csv") throw UsageError{"--format must be npy, json or csv"};
-    auto model = Model::load(modelDir(o));
+    auto model = loadModel(o);
     GenerationRequest req;
     if (auto p = o.value("prompt"))
         req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
@@ -344,8 +356,23 @@ int cmdCapture(const CliOptions& o)
     req.eosTokenIds = model->eosTokenIds();
 
     CapturePolicy policy = CapturePolicy::fromName(o.string("policy", "standard"), model->config());
-    policy.setMemoryBudget(uint64_t(o.integer("budget", 0, 0, std::numeric_limits<long long>::max())));
-    policy.checkBudget(model->config(), int64_t(req.prompt.size()) + req.maxNewTokens + 1);
+    uint64_t budget = uint64_t(o.integer("budget", 0, 0, std::numeric_limits<long long>::max()));
+    std::string budgetSource;
+    if (!o.has("budget")) {
+        // Without an explicit budget, the trace must fit into the memory left after the weights.
+        if (const auto avail = availableMemory()) {
+            const uint64_t weights = model->weightBytes();
+            budget = std::max<uint64_t>(1, avail->bytes > weights ? avail->bytes - weights : 0);
+            budgetSource =
+                " (without --budget, the budget is the memory available after the weights: " + avail->source + ")";
+        }
+    }
+    policy.setMemoryBudget(budget);
+    try {
+        policy.checkBudget(model->config(), int64_t(req.prompt.size()) + req.maxNewTokens + 1);
+    } catch (const SageError& e) {
+        throw SageError(e.what() + budgetSource);
+    }
 
     cpu::ThreadPool pool(threadCount(o));
     InferenceSession session(*model, pool);
@@ -396,6 +423,7 @@ int main(int argc, char** argv)
         std::fputs(kUsage, args.empty() ? stderr : stdout);
         return args.empty() ? 2 : 0;
     }
+    const std::vector<std::string> kLoadFlags = {"skip-weight-check", "allow-low-memory"};
     const std::string cmd = args[0];
     args.erase(args.begin());
     try {
@@ -403,20 +431,20 @@ int main(int argc, char** argv)
             std::printf("sage-cli %s\n", engineVersion());
             return 0;
         }
-        if (cmd == "info") return cmdInfo(CliOptions(args, {"model", "format"}, {}));
+        if (cmd == "info") return cmdInfo(CliOptions(args, {"model", "format"}, kLoadFlags));
         if (cmd == "generate")
             return cmdGenerate(CliOptions(args,
                                           {"model", "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p",
                                            "min-p", "repetition-penalty", "seed", "threads", "max-loops", "format"},
-                                          {}, {"stop"}));
+                                          kLoadFlags, {"stop"}));
         if (cmd == "score")
             return cmdScore(CliOptions(args, {"model", "tokens", "text", "text-file", "max-loops", "threads", "format"},
-                                       {"no-logits"}));
+                                       {"no-logits", "skip-weight-check", "allow-low-memory"}));
         if (cmd == "capture")
             return cmdCapture(CliOptions(args,
                                          {"model", "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p",
                                           "seed", "threads", "policy", "budget", "format", "out"},
-                                         {}));
+                                         kLoadFlags));
         throw UsageError{"unknown command '" + cmd +
                          "'; commands: info, generate, score, capture, version (see sage-cli --help)"};
     } catch (const UsageError& e) {

@@ -139,8 +139,18 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& modelDir
     tok->m_stripAllLeadingSpace = proto.removeExtraWhitespaces;
 
     // Per-id decode tables.
+    // Added tokens extend the vocabulary past SentencePiece's pieces; the per-id tables below are sized by
+    // the largest id, so an id far beyond the pieces is refused rather than allocated for.
+    constexpr int32_t kMaxAddedBeyond = 1 << 20;
     int32_t vocab = spSize;
-    for (const auto& added : config.addedTokens) vocab = std::max(vocab, added.id + 1);
+    for (const auto& added : config.addedTokens) {
+        if (added.id >= spSize && added.id - spSize >= kMaxAddedBeyond)
+            throw SageError(configFile.string() + ": added token \"" + added.content + "\" has id " +
+                            std::to_string(added.id) + ", more than " + std::to_string(kMaxAddedBeyond) +
+                            " past the " + std::to_string(spSize) + " pieces of " + modelFile.filename().string() +
+                            ". Fix the id in added_tokens_decoder or added_tokens.json.");
+        vocab = std::max(vocab, added.id + 1);
+    }
     tok->m_kinds.assign(vocab, PieceKind::Invalid);
     tok->m_special.assign(vocab, 0);
     tok->m_text.assign(vocab, std::string());

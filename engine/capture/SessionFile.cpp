@@ -5,6 +5,8 @@
 #include "engine/io/StrictJson.h"
 
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -403,9 +405,36 @@ SessionMeta SessionFile::open(const std::filesystem::path& path, Trace& trace)
     return deserialize(ss.str(), path.string(), trace);
 }
 
+namespace {
+
+// Temporary files ".<name>.tmp-<pid>-<random>" left by a writer that was killed mid-save (SIGKILL, power
+// loss) are never renamed; each may be as large as the session. Remove those whose process is gone, so
+// repeated crashes cannot fill the disk. Files of live processes (a concurrent save) are left alone.
+void removeStaleTemporaries(const std::filesystem::path& dir, const std::string& fileName)
+{
+    const std::string prefix = "." + fileName + ".tmp-";
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.rfind(prefix, 0) != 0) continue;
+        const size_t dash = name.find('-', prefix.size());
+        if (dash == std::string::npos) continue;
+        char* stop = nullptr;
+        const long pid = std::strtol(name.c_str() + prefix.size(), &stop, 10);
+        if (stop != name.c_str() + dash || pid <= 0 || pid == long(getpid())) continue;
+        if (::kill(pid_t(pid), 0) != 0 && errno == ESRCH) {
+            std::error_code removeError;
+            std::filesystem::remove(it->path(), removeError); // best effort: another writer may race us
+        }
+    }
+}
+
+} // namespace
+
 void writeFileAtomically(const std::filesystem::path& path, const std::string& bytes)
 {
     const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+    removeStaleTemporaries(dir, path.filename().string());
     std::random_device rd;
     std::string tmpName = ".";
     tmpName.append(path.filename().string());

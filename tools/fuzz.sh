@@ -9,24 +9,20 @@
 #   SAGE_FUZZ_TARGETS="a b" run only these targets
 #   SAGE_FUZZ_JOBS=2        build parallelism
 #
-# To add a target N: tests/fuzz/fuzz_N.cpp, N in SAGE_FUZZ_TARGETS of tests/fuzz/CMakeLists.txt and in
-# TARGETS below (with its -max_len), seeds in tests/fuzz/corpus/N/.
+# To add a target N: tests/fuzz/fuzz_N.cpp, the line "N <max_len>" in tests/fuzz/targets.txt, seeds in
+# tests/fuzz/corpus/N/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${SAGE_FUZZ_SECONDS:-60}"
 JOBS="${SAGE_FUZZ_JOBS:-${SAGE_JOBS:-2}}"
 export CCACHE_DIR="${CCACHE_DIR:-$PWD/build/.ccache}"
 
-# target:max_len (bytes). Inputs are bounded so a run explores structure rather than size.
-TARGETS=(
-  safetensors:4096
-  safetensors_index:4096
-  model_config:4096
-  generation_config:2048
-  tokenizer_config:4096
-  sentencepiece:16384
-  session:32768
-)
+# "name:max_len" from tests/fuzz/targets.txt (shared with tests/fuzz/CMakeLists.txt).
+TARGETS=()
+while read -r name maxlen; do
+  case "$name" in ''|\#*) continue ;; esac
+  TARGETS+=("$name:$maxlen")
+done <tests/fuzz/targets.txt
 if [ -n "${SAGE_FUZZ_TARGETS:-}" ]; then
   selected=()
   for t in "${TARGETS[@]}"; do

@@ -55,7 +55,8 @@ std::optional<json> readJson(const fs::path& file)
     };
     try {
         doc = json::parse(text.str(), limitDepth);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+        // parse_error, but also out_of_range for a number beyond double ("1e400").
         throw SageError(file.string() + ": invalid JSON (" + e.what() +
                         "). Repair the file or delete it to use the defaults.");
     }

@@ -528,6 +528,34 @@ private slots:
         QCOMPARE(tok->vocabSize(), 1001);
     }
 
+    void fuzzNumberBeyondDoubleInTokenizerConfig()
+    {
+        // fuzz_tokenizer_config, crash: a number too large for a double made nlohmann throw out_of_range,
+        // which only parse errors were caught for, so the exception escaped the engine.
+        QTemporaryDir tmp;
+        const fs::path dir = tmp.path().toStdString();
+        writeText(dir / "tokenizer_config.json", R"({"legacy": true, "model_max_length": 5e+3022})");
+        const QString msg = errorOf([&] { TokenizerConfig::load(dir); });
+        VERIFY_CONTAINS(msg, QString::fromStdString((dir / "tokenizer_config.json").string()) + ": invalid JSON (");
+        VERIFY_CONTAINS(msg, "number overflow");
+        VERIFY_CONTAINS(msg, "Repair the file or delete it to use the defaults");
+    }
+
+    void fuzzSentencePieceThrowsOnANulInAPiece()
+    {
+        // fuzz_sentencepiece, crash: 40 bytes whose second piece is "\0s>". sentencepiece accepts the protobuf,
+        // then its trie builder throws a C++ exception (not a status) out of LoadFromSerializedProto.
+        const QByteArray bytes =
+            QByteArray::fromHex("0a0e0a053c756e6b3e150000000018020a0c0a0300733e1500000000183c357834413e1500000a0f");
+        QTemporaryDir tmp;
+        const fs::path dir = tmp.path().toStdString();
+        writeText(dir / "tokenizer.model", bytes.toStdString());
+        const QString msg = errorOf([&] { Tokenizer::load(dir); });
+        VERIFY_CONTAINS(msg, QString::fromStdString((dir / "tokenizer.model").string()) +
+                                 ": not a valid SentencePiece model (sentencepiece: ");
+        VERIFY_CONTAINS(msg, "Replace it with the tokenizer.model of the checkpoint");
+    }
+
     void deeplyNestedJsonIsRefused()
     {
         // Error messages print the offending value recursively; nesting must be bounded before that.

@@ -53,7 +53,9 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadO
     }
     m->bindWeights();
     if (options.checkWeights) {
-        cpu::ThreadPool pool(options.threads);
+        // Below a few chunks, starting worker threads costs more than the scan (the bundled model: ~2 ms).
+        const bool small = m->m_store->totalBytes() < (uint64_t(64) << 20);
+        cpu::ThreadPool pool(small ? 1 : options.threads);
         requireFiniteWeights(*m->m_store, pool);
     }
     m->m_tokenizer = Tokenizer::load(dir);

@@ -17,6 +17,7 @@
 #include "engine/ir/ReportJson.h"
 #include "engine/ir/ReportMarkdown.h"
 #include "engine/ir/ReportPdf.h"
+#include "engine/model/MemoryCheck.h"
 #include "engine/model/Model.h"
 #include "engine/runtime/Generator.h"
 #include "engine/runtime/InferenceSession.h"
@@ -69,11 +70,14 @@ Usage:
                     --format json|md|html|pdf --out FILE
   sage-cli version
 
+Every command that loads a model also takes --skip-weight-check (do not scan the weights for NaN/Inf) and
+--allow-low-memory (load even when the weights exceed the available memory).
 --model defaults to $SAGE_MODEL, else the bundled model. --temperature 0 (the default) is greedy decoding.
 --max-loops 1 exits after loop 1 (the final norm and head are applied to loop 1's output).
 capture runs the prompt (and --max-tokens generated tokens, default 0) with a capture policy (default
 standard) and writes the trace: npy = one NumPy array per kind/loop/layer plus manifest.json in DIR (use
---policy full for exact attention maps and logits.npy); json = DIR/trace.json; csv = DIR/steps.csv and
+--policy full for exact attention maps and logits.npy); --budget defaults to the available memory, so a
+policy that cannot fit is refused before the run; json = DIR/trace.json; csv = DIR/steps.csv and
 DIR/routing.csv. An --out path ending in .sagetrace writes a session file instead (docs/session-format.md).
 explain generates (default 32 tokens), runs the Inverse Reasoning sweep and writes the report (docs/ir.md);
 progress goes to stderr, Ctrl-C cancels.
@@ -84,6 +88,14 @@ std::filesystem::path modelDir(const CliOptions& o)
     if (auto m = o.value("model")) return *m;
     if (const char* env = std::getenv("SAGE_MODEL"); env && *env) return env;
     return SAGE_DEFAULT_MODEL_DIR;
+}
+
+std::unique_ptr<Model> loadModel(const CliOptions& o)
+{
+    LoadOptions options;
+    options.checkWeights = !o.has("skip-weight-check");
+    options.checkMemory = !o.has("allow-low-memory");
+    return Model::load(modelDir(o), options);
 }
 
 std::string formatBytes(double b)
@@ -123,7 +135,7 @@ const Tokenizer& requireTokenizer(const Model& model, const char* what)
 
 int cmdInfo(const CliOptions& o)
 {
-    auto model = Model::load(modelDir(o));
+    auto model = loadModel(o);
     const ModelConfig& c = model->config();
     const double kvPerToken = double(c.numHiddenLayers) * 2 * c.numKeyValueHeads * c.headDim * sizeof(float);
     const double ringBytes = double(c.loopNum - 1) * c.numHiddenLayers * 2 * c.loopWindowSize * c.numKeyValueHeads *
@@ -203,7 +215,7 @@ int cmdGenerate(const CliOptions& o)
     if (o.has("prompt") == o.has("tokens")) throw UsageError{"generate needs exactly one of --prompt or --tokens"};
     const std::string format = o.string("format", "text");
     if (format != "text" && format != "json") throw UsageError{"--format must be text or json"};
-    auto model = Model::load(modelDir(o));
+    auto model = loadModel(o);
     GenerationRequest req;
     if (auto p = o.value("prompt"))
         req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
@@ -285,7 +297,7 @@ int cmdScore(const CliOptions& o)
     const int inputs = int(o.has("tokens")) + int(o.has("text")) + int(o.has("text-file"));
     if (inputs != 1) throw UsageError{"score needs exactly one of --tokens, --text or --text-file"};
     if (o.string("format", "json") != "json") throw UsageError{"score supports --format json only"};
-    auto model = Model::load(modelDir(o));
+    auto model = loadModel(o);
     std::vector<int32_t> ids;
     if (auto t = o.value("tokens"))
         ids = toIds(cli::parseIdList(*t, "tokens"));
@@ -341,7 +353,7 @@ int cmdCapture(const CliOptions& o)
     if (!out) throw UsageError{"capture needs --out DIR (the folder the exported files are written to)"};
     const std::string format = o.string("format", "npy");
     if (format != "npy" && format != "json" && format != "csv") throw UsageError{"--format must be npy, json or csv"};
-    auto model = Model::load(modelDir(o));
+    auto model = loadModel(o);
     GenerationRequest req;
     if (auto p = o.value("prompt"))
         req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
@@ -356,8 +368,23 @@ int cmdCapture(const CliOptions& o)
     req.eosTokenIds = model->eosTokenIds();
 
     CapturePolicy policy = CapturePolicy::fromName(o.string("policy", "standard"), model->config());
-    policy.setMemoryBudget(uint64_t(o.integer("budget", 0, 0, std::numeric_limits<long long>::max())));
-    policy.checkBudget(model->config(), int64_t(req.prompt.size()) + req.maxNewTokens + 1);
+    uint64_t budget = uint64_t(o.integer("budget", 0, 0, std::numeric_limits<long long>::max()));
+    std::string budgetSource;
+    if (!o.has("budget")) {
+        // Without an explicit budget, the trace must fit into the memory left after the weights.
+        if (const auto avail = availableMemory()) {
+            const uint64_t weights = model->weightBytes();
+            budget = std::max<uint64_t>(1, avail->bytes > weights ? avail->bytes - weights : 0);
+            budgetSource =
+                " (without --budget, the budget is the memory available after the weights: " + avail->source + ")";
+        }
+    }
+    policy.setMemoryBudget(budget);
+    try {
+        policy.checkBudget(model->config(), int64_t(req.prompt.size()) + req.maxNewTokens + 1);
+    } catch (const SageError& e) {
+        throw SageError(e.what() + budgetSource);
+    }
 
     cpu::ThreadPool pool(threadCount(o));
     InferenceSession session(*model, pool);
@@ -417,7 +444,7 @@ int cmdExplain(const CliOptions& o)
     cfg.branchLength = int(o.integer("branch-length", cfg.branchLength, 0, 4096));
     cfg.faithfulness = !o.has("no-faithfulness");
 
-    auto model = Model::load(modelDir(o));
+    auto model = loadModel(o);
     IrRequest req;
     if (auto p = o.value("prompt")) {
         req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
@@ -483,6 +510,7 @@ int main(int argc, char** argv)
         std::fputs(kUsage, args.empty() ? stderr : stdout);
         return args.empty() ? 2 : 0;
     }
+    const std::vector<std::string> kLoadFlags = {"skip-weight-check", "allow-low-memory"};
     const std::string cmd = args[0];
     args.erase(args.begin());
     try {
@@ -490,27 +518,30 @@ int main(int argc, char** argv)
             std::printf("sage-cli %s\n", engineVersion());
             return 0;
         }
-        if (cmd == "info") return cmdInfo(CliOptions(args, {"model", "format"}, {}));
+        if (cmd == "info") return cmdInfo(CliOptions(args, {"model", "format"}, kLoadFlags));
         if (cmd == "generate")
             return cmdGenerate(CliOptions(args,
                                           {"model", "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p",
                                            "min-p", "repetition-penalty", "seed", "threads", "max-loops", "format"},
-                                          {}, {"stop"}));
+                                          kLoadFlags, {"stop"}));
         if (cmd == "score")
             return cmdScore(CliOptions(args, {"model", "tokens", "text", "text-file", "max-loops", "threads", "format"},
-                                       {"no-logits"}));
+                                       {"no-logits", "skip-weight-check", "allow-low-memory"}));
         if (cmd == "capture")
             return cmdCapture(CliOptions(args,
                                          {"model", "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p",
                                           "seed", "threads", "policy", "budget", "format", "out"},
-                                         {}));
-        if (cmd == "explain")
+                                         kLoadFlags));
+        if (cmd == "explain") {
+            std::vector<std::string> flags = kLoadFlags;
+            flags.push_back("no-faithfulness");
             return cmdExplain(
                 CliOptions(args,
                            {"model", "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p", "min-p",
                             "repetition-penalty", "seed", "threads", "format", "out", "entropy-threshold",
                             "margin-threshold", "min-lift", "max-points", "branches", "branch-length"},
-                           {"no-faithfulness"}));
+                           flags));
+        }
         throw UsageError{"unknown command '" + cmd +
                          "'; commands: info, generate, score, capture, explain, version (see sage-cli --help)"};
     } catch (const UsageError& e) {

@@ -2,8 +2,11 @@
 
 #include "engine/capture/Trace.h"
 #include "engine/core/SageError.h"
+#include "engine/io/StrictJson.h"
 
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -69,6 +72,16 @@ public:
         return s;
     }
     bool atEnd() const { return m_pos == m_end; }
+    size_t remaining() const { return m_end - m_pos; }
+    // A count read from the file may claim at most as many records as the remaining bytes can hold, so a
+    // damaged count fails here instead of allocating gigabytes first.
+    void requireRecords(uint64_t count, size_t minBytesEach, const char* what)
+    {
+        if (count > remaining() / minBytesEach)
+            throw SageError(m_src + ": damaged session: " + std::to_string(count) + " " + what + " at byte " +
+                            std::to_string(m_pos) + " cannot fit in the " + std::to_string(remaining()) +
+                            " bytes left; the file cannot be read");
+    }
 
 private:
     void need(uint64_t n, const char* what)
@@ -144,12 +157,14 @@ std::shared_ptr<StepRecord> readStep(Reader& r, const std::string& src)
     s->choice.entropy = r.get<float>();
     s->choice.margin = r.get<float>();
     const uint32_t na = r.get<uint32_t>();
+    r.requireRecords(na, 8, "alternatives");
     for (uint32_t k = 0; k < na; ++k) {
         const int32_t id = r.get<int32_t>();
         s->choice.alternatives.push_back({id, r.get<float>()});
     }
     const uint32_t nl = r.get<uint32_t>();
     if (nl > 1u << 20) throw SageError(src + ": damaged session: a step claims " + std::to_string(nl) + " layers");
+    r.requireRecords(nl, 60, "layer records"); // the smallest layer record: empty arrays only
     s->layers.resize(nl);
     for (LayerRecord& l : s->layers) {
         l.loop = r.get<int16_t>();
@@ -170,6 +185,7 @@ std::shared_ptr<StepRecord> readStep(Reader& r, const std::string& src)
         l.entropy = r.vec<float>();
         const uint32_t nf = r.get<uint32_t>();
         if (nf > 1u << 20) throw SageError(src + ": damaged session: a layer claims " + std::to_string(nf) + " rows");
+        r.requireRecords(nf, 11, "attention rows");
         l.fullRows.resize(nf);
         for (FullAttentionRow& f : l.fullRows) {
             f.head = r.get<int16_t>();
@@ -181,6 +197,7 @@ std::shared_ptr<StepRecord> readStep(Reader& r, const std::string& src)
     const uint32_t nlens = r.get<uint32_t>();
     if (nlens > 1u << 20)
         throw SageError(src + ": damaged session: a step claims " + std::to_string(nlens) + " lenses");
+    r.requireRecords(nlens, 16, "lens records");
     s->lens.resize(nlens);
     for (LensRecord& l : s->lens) {
         l.loop = r.get<int16_t>();
@@ -280,44 +297,87 @@ SessionMeta SessionFile::deserialize(const std::string& b, const std::string& sr
 
     Reader r(b, kHeader, kHeader + size_t(payload), src);
     SessionMeta m;
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(r.str());
-        m.model.configHash = j.at("model").at("config_fnv1a64").get<std::string>();
-        m.model.weightHash = j.at("model").at("weights_fnv1a64").get<std::string>();
-        m.modelFolder = j.at("model").at("folder").get<std::string>();
-        m.prompt = j.at("prompt").get<std::vector<int32_t>>();
-        m.promptText = j.at("prompt_text").get<std::string>();
-        const auto& s = j.at("sampling");
-        m.sampling.temperature = s.at("temperature").get<double>();
-        m.sampling.topK = s.at("top_k").get<int64_t>();
-        m.sampling.topP = s.at("top_p").get<double>();
-        m.sampling.minP = s.at("min_p").get<double>();
-        m.sampling.repetitionPenalty = s.at("repetition_penalty").get<double>();
-        m.sampling.seed = s.at("seed").get<uint64_t>();
-        m.maxNewTokens = j.at("max_new_tokens").get<int64_t>();
-        m.policy = j.at("policy").get<std::string>();
-        m.extensionsJson = j.at("extensions").dump();
-        const auto& t = j.at("trace");
-        TraceInfo info;
-        info.layers = t.at("layers").get<int64_t>();
-        info.heads = t.at("heads").get<int64_t>();
-        info.kvHeads = t.at("kv_heads").get<int64_t>();
-        info.headDim = t.at("head_dim").get<int64_t>();
-        info.hiddenSize = t.at("hidden_size").get<int64_t>();
-        info.vocabSize = t.at("vocab_size").get<int64_t>();
-        info.loops = t.at("loops").get<int64_t>();
-        info.window = t.at("window").get<int64_t>();
-        info.experts = t.at("experts").get<int64_t>();
-        info.expertsPerTok = t.at("experts_per_tok").get<int64_t>();
-        info.policy = t.at("policy").get<std::string>();
-        info.attentionTopK = t.at("attention_top_k").get<int>();
-        info.lensTopK = t.at("lens_top_k").get<int>();
-        trace.setInfo(info);
-        trace.setOrigin(t.at("origin").get<int64_t>());
-    } catch (const nlohmann::json::exception& e) {
-        throw SageError(src + ": damaged session: the metadata is not valid (" + std::string(e.what()) + ")");
+    const std::string damaged = "the file cannot be read";
+    // Nesting is bounded (the extensions object is kept verbatim, but printing it recurses).
+    const nlohmann::json j = parseStrictJson(r.str(), src, "session metadata", damaged, 256);
+    const auto bad = [&](const std::string& key, const std::string& expected, const nlohmann::json& v) {
+        return SageError(src + ": damaged session: metadata field \"" + key + "\" is " + describeJson(v) +
+                         ", expected " + expected + "; " + damaged);
+    };
+    // Every value is type- and range-checked before conversion: nlohmann's get<int>() of 1e300 or of a
+    // string would be undefined behaviour or an unnamed exception.
+    const auto field = [&](const nlohmann::json& obj, const std::string& path,
+                           const char* key) -> const nlohmann::json& {
+        if (!obj.is_object()) throw bad(path, "an object", obj);
+        const auto it = obj.find(key);
+        if (it == obj.end())
+            throw SageError(src + ": damaged session: metadata has no field \"" + path + "." + key + "\"; " + damaged);
+        return *it;
+    };
+    const auto integer = [&](const nlohmann::json& obj, const std::string& path, const char* key, int64_t lo,
+                             int64_t hi) {
+        const nlohmann::json& v = field(obj, path, key);
+        const std::string expected = "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+        if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(hi)))
+            throw bad(path + "." + key, expected, v);
+        const int64_t x = v.get<int64_t>();
+        if (x < lo || x > hi) throw bad(path + "." + key, expected, v);
+        return x;
+    };
+    const auto number = [&](const nlohmann::json& obj, const std::string& path, const char* key) {
+        const nlohmann::json& v = field(obj, path, key);
+        if (!v.is_number()) throw bad(path + "." + key, "a number", v);
+        return v.get<double>();
+    };
+    const auto text = [&](const nlohmann::json& obj, const std::string& path, const char* key) {
+        const nlohmann::json& v = field(obj, path, key);
+        if (!v.is_string()) throw bad(path + "." + key, "a string", v);
+        return v.get<std::string>();
+    };
+    constexpr int64_t kMaxSize = int64_t(1) << 31; // model sizes, top-k values
+    constexpr int64_t kMaxPosition = int64_t(1) << 40;
+    const nlohmann::json& model = field(j, "", "model");
+    m.model.configHash = text(model, "model", "config_fnv1a64");
+    m.model.weightHash = text(model, "model", "weights_fnv1a64");
+    m.modelFolder = text(model, "model", "folder");
+    const nlohmann::json& prompt = field(j, "", "prompt");
+    if (!prompt.is_array()) throw bad("prompt", "an array of token ids", prompt);
+    for (const nlohmann::json& id : prompt) {
+        if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= kMaxSize)
+            throw bad("prompt", "an array of token ids", prompt);
+        m.prompt.push_back(int32_t(id.get<int64_t>()));
     }
+    m.promptText = text(j, "", "prompt_text");
+    const nlohmann::json& s = field(j, "", "sampling");
+    m.sampling.temperature = number(s, "sampling", "temperature");
+    m.sampling.topK = integer(s, "sampling", "top_k", 0, kMaxSize);
+    m.sampling.topP = number(s, "sampling", "top_p");
+    m.sampling.minP = number(s, "sampling", "min_p");
+    m.sampling.repetitionPenalty = number(s, "sampling", "repetition_penalty");
+    const nlohmann::json& seed = field(s, "sampling", "seed");
+    if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<int64_t>() >= 0))
+        throw bad("sampling.seed", "a non-negative integer", seed);
+    m.sampling.seed = seed.get<uint64_t>();
+    m.maxNewTokens = integer(j, "", "max_new_tokens", 0, kMaxPosition);
+    m.policy = text(j, "", "policy");
+    m.extensionsJson = field(j, "", "extensions").dump();
+    const nlohmann::json& t = field(j, "", "trace");
+    TraceInfo info;
+    info.layers = integer(t, "trace", "layers", 0, kMaxSize);
+    info.heads = integer(t, "trace", "heads", 0, kMaxSize);
+    info.kvHeads = integer(t, "trace", "kv_heads", 0, kMaxSize);
+    info.headDim = integer(t, "trace", "head_dim", 0, kMaxSize);
+    info.hiddenSize = integer(t, "trace", "hidden_size", 0, kMaxSize);
+    info.vocabSize = integer(t, "trace", "vocab_size", 0, kMaxSize);
+    info.loops = integer(t, "trace", "loops", 0, kMaxSize);
+    info.window = integer(t, "trace", "window", 0, kMaxSize);
+    info.experts = integer(t, "trace", "experts", 0, kMaxSize);
+    info.expertsPerTok = integer(t, "trace", "experts_per_tok", 0, kMaxSize);
+    info.policy = text(t, "trace", "policy");
+    info.attentionTopK = int(integer(t, "trace", "attention_top_k", 0, kMaxSize - 1));
+    info.lensTopK = int(integer(t, "trace", "lens_top_k", 0, kMaxSize - 1));
+    trace.setInfo(info);
+    trace.setOrigin(integer(t, "trace", "origin", 0, kMaxPosition));
     const uint64_t n = r.get<uint64_t>();
     std::vector<Trace::StepPtr> steps;
     for (uint64_t k = 0; k < n; ++k) {
@@ -345,9 +405,36 @@ SessionMeta SessionFile::open(const std::filesystem::path& path, Trace& trace)
     return deserialize(ss.str(), path.string(), trace);
 }
 
+namespace {
+
+// Temporary files ".<name>.tmp-<pid>-<random>" left by a writer that was killed mid-save (SIGKILL, power
+// loss) are never renamed; each may be as large as the session. Remove those whose process is gone, so
+// repeated crashes cannot fill the disk. Files of live processes (a concurrent save) are left alone.
+void removeStaleTemporaries(const std::filesystem::path& dir, const std::string& fileName)
+{
+    const std::string prefix = "." + fileName + ".tmp-";
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.rfind(prefix, 0) != 0) continue;
+        const size_t dash = name.find('-', prefix.size());
+        if (dash == std::string::npos) continue;
+        char* stop = nullptr;
+        const long pid = std::strtol(name.c_str() + prefix.size(), &stop, 10);
+        if (stop != name.c_str() + dash || pid <= 0 || pid == long(getpid())) continue;
+        if (::kill(pid_t(pid), 0) != 0 && errno == ESRCH) {
+            std::error_code removeError;
+            std::filesystem::remove(it->path(), removeError); // best effort: another writer may race us
+        }
+    }
+}
+
+} // namespace
+
 void writeFileAtomically(const std::filesystem::path& path, const std::string& bytes)
 {
     const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+    removeStaleTemporaries(dir, path.filename().string());
     std::random_device rd;
     std::string tmpName = ".";
     tmpName.append(path.filename().string());

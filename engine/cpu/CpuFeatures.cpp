@@ -14,6 +14,10 @@
 // it above what the CPU supports). Use it to reproduce a result of a machine without AVX-512, or to rule
 // a vector kernel in or out while debugging. An unknown value is reported on stderr and ignored.
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 namespace sage::cpu {
 
 CpuFeatures CpuFeatures::detect()
@@ -25,7 +29,10 @@ CpuFeatures CpuFeatures::detect()
     __builtin_cpu_init();
     f.avx2 = __builtin_cpu_supports("avx2");
     f.fma = __builtin_cpu_supports("fma");
-    f.f16c = __builtin_cpu_supports("f16c");
+    // clang 14 does not know "f16c" in __builtin_cpu_supports: read CPUID.1:ECX bit 29 and rely on the AVX
+    // check above for the OS saving YMM state (F16C converts in YMM registers).
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    f.f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) && __builtin_cpu_supports("avx");
     f.avx512f = __builtin_cpu_supports("avx512f");
     f.avx512bw = __builtin_cpu_supports("avx512bw");
     f.avx512vl = __builtin_cpu_supports("avx512vl");

@@ -41,6 +41,8 @@ public:
     const std::map<std::string, std::string>& metadata() const { return m_metadata; }
     const std::filesystem::path& path() const { return m_path; }
     uint64_t fileSize() const { return m_size; }
+    // The whole mapped file, [fileSize()] bytes (every TensorInfo::data points inside it).
+    const uint8_t* mappedData() const { return m_base; }
     // Length of the JSON header (without the 8-byte length prefix).
     uint64_t headerSize() const { return m_headerSize; }
 

@@ -1,7 +1,10 @@
 #include "engine/model/Model.h"
 
 #include "engine/core/SageError.h"
+#include "engine/cpu/ThreadPool.h"
 #include "engine/io/TensorStore.h"
+#include "engine/model/MemoryCheck.h"
+#include "engine/model/WeightScan.h"
 #include "engine/tokenizer/Tokenizer.h"
 
 #include <algorithm>
@@ -24,6 +27,11 @@ Model::~Model() = default;
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& dir)
 {
+    return load(dir, LoadOptions{});
+}
+
+std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadOptions& options)
+{
     if (!std::filesystem::is_directory(dir))
         throw SageError(dir.string() + ": is not a folder; pass a model folder with config.json and safetensors weights");
     std::unique_ptr<Model> m(new Model());
@@ -31,7 +39,25 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir)
     m->m_config = ModelConfig::load(dir);
     m->m_generationConfig = GenerationConfig::load(dir);
     m->m_store = TensorStore::openFolder(dir);
+    if (options.checkMemory) {
+        // Before anything reads the weights: the scan below would page them all in.
+        const uint64_t need = m->m_store->totalBytes();
+        if (const auto avail = availableMemory(); avail && need > avail->bytes)
+            throw SageError(dir.string() + ": the weights need " + formatByteSize(double(need)) + " (" +
+                            std::to_string(need) + " bytes) resident in memory, but only " +
+                            formatByteSize(double(avail->bytes)) + " (" + std::to_string(avail->bytes) +
+                            " bytes) is available (" + avail->source +
+                            "); every token reads all weights, so the model would page from disk or be killed "
+                            "by the OS. Free memory, use a machine with more memory or a smaller checkpoint, or "
+                            "load anyway (sage-cli --allow-low-memory, LoadOptions::checkMemory = false)");
+    }
     m->bindWeights();
+    if (options.checkWeights) {
+        // Below a few chunks, starting worker threads costs more than the scan (the bundled model: ~2 ms).
+        const bool small = m->m_store->totalBytes() < (uint64_t(64) << 20);
+        cpu::ThreadPool pool(small ? 1 : options.threads);
+        requireFiniteWeights(*m->m_store, pool);
+    }
     m->m_tokenizer = Tokenizer::load(dir);
 
     const ModelConfig& c = m->m_config;

@@ -40,6 +40,17 @@ struct LayerWeights {
     WeightView sharedExpertGate;      // [1, D]
 };
 
+// Safety checks Model::load runs before it hands out a model; each can be turned off explicitly.
+struct LoadOptions {
+    // Scan every weight for NaN/Inf (engine/model/WeightScan.h) and refuse the model when one is found.
+    bool checkWeights = true;
+    // Refuse a model whose weights (memory-mapped, read in full for every token) exceed the memory this
+    // process can still use (engine/model/MemoryCheck.h), instead of thrashing or being killed by the OS.
+    bool checkMemory = true;
+    // Threads for the weight scan; <= 0 => all cores.
+    int threads = 0;
+};
+
 // A loaded checkpoint: validated config, memory-mapped weights bound per layer, optional tokenizer.
 // Immutable after load, so any number of sessions (threads) may share it.
 class Model
@@ -52,6 +63,7 @@ public:
     // Loads config.json, generation_config.json, the weights and (if present) the tokenizer from `dir`.
     // Throws SageError naming the file, tensor and the expected vs found shape when anything disagrees.
     static std::unique_ptr<Model> load(const std::filesystem::path& dir);
+    static std::unique_ptr<Model> load(const std::filesystem::path& dir, const LoadOptions& options);
 
     const ModelConfig& config() const { return m_config; }
     const GenerationConfig& generationConfig() const { return m_generationConfig; }

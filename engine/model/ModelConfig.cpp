@@ -1,6 +1,7 @@
 #include "engine/model/ModelConfig.h"
 
 #include "engine/core/SageError.h"
+#include "engine/io/StrictJson.h"
 
 #include <algorithm>
 #include <fstream>
@@ -24,9 +25,9 @@ json readJsonFile(const std::filesystem::path& path)
     if (!in) throw SageError(path.string() + ": cannot be opened for reading; check that it exists and is readable");
     std::stringstream ss;
     ss << in.rdbuf();
-    json j = json::parse(ss.str(), nullptr, false);
-    if (j.is_discarded())
-        throw SageError(path.string() + ": is not valid JSON; re-download or fix the file");
+    // Strict: a repeated key or nesting deeper than any config's (rope_scaling, mch_heads) is damage; the
+    // depth bound also keeps error messages, which print values, from recursing without limit.
+    json j = parseStrictJson(ss.str(), path.string(), path.filename().string(), "re-download or fix the file", 16);
     if (!j.is_object()) throw SageError(path.string() + ": must contain a JSON object at the top level");
     return j;
 }
@@ -37,7 +38,16 @@ bool present(const json& j, const char* key)
     return it != j.end() && !it->is_null();
 }
 
-int64_t getInt(const json& j, const char* key, const std::string& src, std::optional<int64_t> def, int64_t minValue)
+// Upper bounds far above any published model, low enough that every size the engine derives from them
+// (H * hd, V * D, the tensor list, the parameter count) fits 64-bit arithmetic.
+constexpr int64_t kMaxDim = (int64_t(1) << 31) - 1;
+constexpr int64_t kMaxLayers = 4096;
+constexpr int64_t kMaxExperts = 4096;
+constexpr int64_t kMaxLoops = 64;
+constexpr int64_t kMaxTensors = 1'000'000;
+
+int64_t getInt(const json& j, const char* key, const std::string& src, std::optional<int64_t> def, int64_t minValue,
+               int64_t maxValue = kMaxDim)
 {
     if (!present(j, key)) {
         if (def) return *def;
@@ -45,8 +55,14 @@ int64_t getInt(const json& j, const char* key, const std::string& src, std::opti
     }
     const json& v = j.at(key);
     if (!v.is_number_integer()) fail(src, key, "must be an integer, found " + v.dump());
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(maxValue))
+        fail(src, key, "must be <= " + std::to_string(maxValue) + ", found " + v.dump());
     const int64_t x = v.get<int64_t>();
     if (x < minValue) fail(src, key, "must be >= " + std::to_string(minValue) + ", found " + std::to_string(x));
+    if (x > maxValue)
+        fail(src, key,
+             "must be <= " + std::to_string(maxValue) + ", found " + std::to_string(x) +
+                 " (no model is this large; the config is damaged)");
     return x;
 }
 
@@ -134,7 +150,7 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j, const std::string& sr
 
     c.vocabSize = getInt(j, "vocab_size", src, std::nullopt, 1);
     c.hiddenSize = getInt(j, "hidden_size", src, std::nullopt, 1);
-    c.numHiddenLayers = getInt(j, "num_hidden_layers", src, std::nullopt, 1);
+    c.numHiddenLayers = getInt(j, "num_hidden_layers", src, std::nullopt, 1, kMaxLayers);
     c.numAttentionHeads = getInt(j, "num_attention_heads", src, std::nullopt, 1);
     c.numKeyValueHeads = getInt(j, "num_key_value_heads", src, c.numAttentionHeads, 1);
     if (c.numAttentionHeads % c.numKeyValueHeads != 0)
@@ -156,7 +172,7 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j, const std::string& sr
     c.mlpBias = getBool(j, "mlp_bias", src, false);
     if (c.attentionBias) fail(src, "attention_bias", "is true; this engine supports models without attention bias only");
     if (c.mlpBias) fail(src, "mlp_bias", "is true; this engine supports models without MLP bias only");
-    c.loopNum = getInt(j, "loop_num", src, 1, 1);
+    c.loopNum = getInt(j, "loop_num", src, 1, 1, kMaxLoops);
     c.loopWindowSize = getInt(j, "loop_window_size", src, 64, 1);
     c.bosTokenId = getOptId(j, "bos_token_id", src);
     c.eosTokenIds = getIdList(j, "eos_token_id", src);
@@ -184,7 +200,7 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j, const std::string& sr
         }
     }
 
-    c.numExperts = getInt(j, "num_experts", src, 0, 0);
+    c.numExperts = getInt(j, "num_experts", src, 0, 0, kMaxExperts);
     if (c.numExperts > 0) {
         c.numExpertsPerTok = getInt(j, "num_experts_per_tok", src, std::nullopt, 1);
         if (c.numExpertsPerTok > c.numExperts)
@@ -209,6 +225,21 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j, const std::string& sr
     for (int64_t L = 0; L < c.numHiddenLayers && !anyDense; ++L) anyDense = !c.isMoeLayer(L);
     c.intermediateSize = getInt(j, "intermediate_size", src, anyDense ? std::nullopt : std::optional<int64_t>(0),
                                 anyDense ? 1 : 0);
+
+    // What Model::load derives next (the tensor list, the parameter count) must stay small and exact.
+    const int64_t perLayerFfn = c.numExperts > 0 ? 1 + 3 * c.numExperts + 4 : 3;
+    const int64_t tensors = 3 + c.numHiddenLayers * (8 + perLayerFfn);
+    if (tensors > kMaxTensors)
+        fail(src, "num_hidden_layers",
+             "(" + std::to_string(c.numHiddenLayers) + ") with num_experts (" + std::to_string(c.numExperts) +
+                 ") implies " + std::to_string(tensors) + " weight tensors, more than the " +
+                 std::to_string(kMaxTensors) + " the engine loads; the config is damaged or not a transformer's");
+    try {
+        (void)c.parameterCount();
+    } catch (const SageError&) {
+        fail(src, "hidden_size",
+             "with the other sizes implies more parameters than a 64-bit count holds; the config is damaged");
+    }
 
     if (present(j, "mch_heads")) {
         c.hasMchKey = true;
@@ -285,11 +316,13 @@ std::vector<TensorSpec> ModelConfig::tensorSpecs() const
 int64_t ModelConfig::parameterCount() const
 {
     int64_t n = 0;
+    bool overflow = false;
     for (const TensorSpec& t : tensorSpecs()) {
         int64_t e = 1;
-        for (int64_t d : t.shape) e *= d;
-        n += e;
+        for (int64_t d : t.shape) overflow = overflow || __builtin_mul_overflow(e, d, &e);
+        overflow = overflow || __builtin_add_overflow(n, e, &n);
     }
+    if (overflow) throw SageError("config.json: the model's sizes imply more parameters than a 64-bit count holds");
     return n;
 }
 

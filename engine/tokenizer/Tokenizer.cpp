@@ -102,9 +102,22 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& modelDir
 
     const std::string serialized = readFile(modelFile);
     tok->m_sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
-    if (const auto status = tok->m_sp->LoadFromSerializedProto(serialized); !status.ok())
-        throw SageError(modelFile.string() + ": not a valid SentencePiece model (sentencepiece: " +
-                        status.ToString() + "). Replace it with the tokenizer.model of the checkpoint.");
+    // sentencepiece reports most damage as a status, but its trie builder throws (a piece containing a NUL
+    // byte, for one): both become the same message.
+    const auto loadModel = [&modelFile](sentencepiece::SentencePieceProcessor& sp, std::string_view bytes,
+                                        const char* what) {
+        std::string problem;
+        try {
+            if (const auto status = sp.LoadFromSerializedProto(bytes); !status.ok())
+                problem = status.ToString();
+        } catch (const std::exception& e) {
+            problem = e.what();
+        }
+        if (!problem.empty())
+            throw SageError(modelFile.string() + what + " (sentencepiece: " + problem +
+                            "). Replace it with the tokenizer.model of the checkpoint.");
+    };
+    loadModel(*tok->m_sp, serialized, ": not a valid SentencePiece model");
     const SentencePieceProto proto = SentencePieceProto::parse(serialized, modelFile);
     const int32_t spSize = tok->m_sp->GetPieceSize();
     if (static_cast<int32_t>(proto.pieceTypes.size()) != spSize)
@@ -114,12 +127,8 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& modelDir
 
     if (proto.addDummyPrefix) {
         tok->m_spContinue = std::make_unique<sentencepiece::SentencePieceProcessor>();
-        const auto status = tok->m_spContinue->LoadFromSerializedProto(
-            SentencePieceProto::withoutDummyPrefix(serialized, modelFile));
-        if (!status.ok())
-            throw SageError(modelFile.string() +
-                            ": cannot be reloaded without its dummy prefix (sentencepiece: " +
-                            status.ToString() + "). Replace it with the tokenizer.model of the checkpoint.");
+        loadModel(*tok->m_spContinue, SentencePieceProto::withoutDummyPrefix(serialized, modelFile),
+                  ": cannot be reloaded without its dummy prefix");
     }
 
     // Where the dummy prefix goes: see the class comment.
@@ -139,8 +148,18 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& modelDir
     tok->m_stripAllLeadingSpace = proto.removeExtraWhitespaces;
 
     // Per-id decode tables.
+    // Added tokens extend the vocabulary past SentencePiece's pieces; the per-id tables below are sized by
+    // the largest id, so an id far beyond the pieces is refused rather than allocated for.
+    constexpr int32_t kMaxAddedBeyond = 1 << 20;
     int32_t vocab = spSize;
-    for (const auto& added : config.addedTokens) vocab = std::max(vocab, added.id + 1);
+    for (const auto& added : config.addedTokens) {
+        if (added.id >= spSize && added.id - spSize >= kMaxAddedBeyond)
+            throw SageError(configFile.string() + ": added token \"" + added.content + "\" has id " +
+                            std::to_string(added.id) + ", more than " + std::to_string(kMaxAddedBeyond) +
+                            " past the " + std::to_string(spSize) + " pieces of " + modelFile.filename().string() +
+                            ". Fix the id in added_tokens_decoder or added_tokens.json.");
+        vocab = std::max(vocab, added.id + 1);
+    }
     tok->m_kinds.assign(vocab, PieceKind::Invalid);
     tok->m_special.assign(vocab, 0);
     tok->m_text.assign(vocab, std::string());

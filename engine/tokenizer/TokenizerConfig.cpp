@@ -43,9 +43,20 @@ std::optional<json> readJson(const fs::path& file)
     std::ostringstream text;
     text << in.rdbuf();
     json doc;
+    // Real files nest at most 4 levels (added_tokens_decoder); a bound keeps the messages below, which print
+    // values recursively, from exhausting the stack on a hostile file.
+    constexpr int kMaxDepth = 32;
+    const auto limitDepth = [&](int depth, json::parse_event_t event, json&) {
+        if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
+            depth >= kMaxDepth)
+            throw SageError(file.string() + ": invalid JSON (values nested deeper than " + std::to_string(kMaxDepth) +
+                            " levels). Repair the file or delete it to use the defaults.");
+        return true;
+    };
     try {
-        doc = json::parse(text.str());
-    } catch (const json::parse_error& e) {
+        doc = json::parse(text.str(), limitDepth);
+    } catch (const json::exception& e) {
+        // parse_error, but also out_of_range for a number beyond double ("1e400").
         throw SageError(file.string() + ": invalid JSON (" + e.what() +
                         "). Repair the file or delete it to use the defaults.");
     }

@@ -620,7 +620,7 @@ void MainWindow::onGenerationStarted(quint64 job, const QList<PromptToken>& prom
     m_document->beginRun(prompt, vocabSize);
 }
 
-void MainWindow::onStepsAppended(quint64 job, int first, const QList<StepRecord>& steps)
+void MainWindow::onStepsAppended(quint64 job, int first, const QList<GeneratedStep>& steps)
 {
     if (job != m_genJob || first != m_document->stepCount()) return;
     if (!m_genClock.isValid()) {

@@ -123,7 +123,7 @@ private:
     void onModelLoaded(quint64 job, const ModelSummary& summary);
     void onLoadFailed(quint64 job, const QString& folder, const QString& message);
     void onGenerationStarted(quint64 job, const QList<PromptToken>& prompt, int vocabSize);
-    void onStepsAppended(quint64 job, int first, const QList<StepRecord>& steps);
+    void onStepsAppended(quint64 job, int first, const QList<GeneratedStep>& steps);
     void onGenerationFinished(quint64 job, const GenerationStats& stats);
     void onGenerationFailed(quint64 job, const QString& message);
 

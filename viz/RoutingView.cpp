@@ -254,10 +254,8 @@ void RoutingView::onTraceReset()
     m_probsCategories->setCategories(labels(QStringLiteral("E"), experts));
     m_loadCategories->setCategories(labels(QStringLiteral("E"), experts));
     m_changeLayerCategories->setCategories(labels(QStringLiteral("L"), layers));
-    // The number of bar sets follows the loops; re-reading the model re-creates them with the loop names.
+    // The number of bar sets follows the loops; the mapper re-creates them, named from the model's headers.
     m_loadMapper->setLastBarSetColumn(std::max(m_load->columnCount() - 1, 0));
-    const QList<QBarSet*> loadSets = m_loadSeries->barSets();
-    for (QBarSet* set : loadSets) set->setLabel(tr("Loop %1").arg(loadSets.indexOf(set) + 1));
 
     m_layer = 0;
     m_probs->setCell(-1, m_routing->loop(), 0);

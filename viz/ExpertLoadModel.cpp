@@ -64,12 +64,9 @@ QVariant ExpertLoadModel::data(const QModelIndex& index, int role) const
     const int expert = index.row(), loop = index.column() + 1;
     switch (role) {
     case Qt::DisplayRole:
-    case Qt::EditRole:
-        return share(expert, loop);
-    case CountRole:
-        return m_counts[size_t(loop - 1) * size_t(m_experts) + size_t(expert)];
-    case SlotsRole:
-        return m_slots[size_t(loop - 1)];
+    case Qt::EditRole: return share(expert, loop);
+    case CountRole: return m_counts[size_t(loop - 1) * size_t(m_experts) + size_t(expert)];
+    case SlotsRole: return m_slots[size_t(loop - 1)];
     case Qt::ToolTipRole:
         return tr("expert %1, loop %2: %3 of %4 routing slots (%5%)")
             .arg(expert)
@@ -77,8 +74,7 @@ QVariant ExpertLoadModel::data(const QModelIndex& index, int role) const
             .arg(m_counts[size_t(loop - 1) * size_t(m_experts) + size_t(expert)])
             .arg(m_slots[size_t(loop - 1)])
             .arg(100.0 * share(expert, loop), 0, 'f', 1);
-    default:
-        return {};
+    default: return {};
     }
 }
 

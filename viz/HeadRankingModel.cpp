@@ -141,12 +141,9 @@ QVariant HeadRankingModel::data(const QModelIndex& index, int role) const
         if (index.column() == LayerColumn) return layer;
         if (index.column() == HeadColumn) return designated ? QStringLiteral("★ %1").arg(head) : QString::number(head);
         return std::isfinite(v) ? QString::number(v, 'f', 4) : QStringLiteral("–");
-    case SortRole:
-        return std::isfinite(v) ? v : -std::numeric_limits<double>::infinity();
-    case DesignatedRole:
-        return designated;
-    case SamplesRole:
-        return m_stats[size_t(index.row())].samples;
+    case SortRole: return std::isfinite(v) ? v : -std::numeric_limits<double>::infinity();
+    case DesignatedRole: return designated;
+    case SamplesRole: return m_stats[size_t(index.row())].samples;
     case Qt::FontRole:
         if (designated) {
             QFont f;
@@ -154,13 +151,11 @@ QVariant HeadRankingModel::data(const QModelIndex& index, int role) const
             return f;
         }
         return {};
-    case Qt::TextAlignmentRole:
-        return int(Qt::AlignRight | Qt::AlignVCenter);
+    case Qt::TextAlignmentRole: return int(Qt::AlignRight | Qt::AlignVCenter);
     case Qt::ToolTipRole:
         return designated ? tr("layer %1, head %2: a designated multi-context head (mch_heads)").arg(layer).arg(head)
                           : tr("layer %1, head %2").arg(layer).arg(head);
-    default:
-        return {};
+    default: return {};
     }
 }
 

@@ -64,18 +64,15 @@ QVariant MchSeriesModel::data(const QModelIndex& index, int role) const
     const double v = value(index.row(), index.column() - 1);
     switch (role) {
     case Qt::DisplayRole:
-    case Qt::EditRole:
-        return std::isfinite(v) ? v : 0.0;
-    case HasValueRole:
-        return std::isfinite(v);
+    case Qt::EditRole: return std::isfinite(v) ? v : 0.0;
+    case HasValueRole: return std::isfinite(v);
     case Qt::ToolTipRole:
         return std::isfinite(v) ? tr("position %1, head %2: %3")
                                       .arg(feed()->step(index.row()).position)
                                       .arg(index.column() - 1)
                                       .arg(v, 0, 'f', 4)
                                 : tr("not captured");
-    default:
-        return {};
+    default: return {};
     }
 }
 

@@ -1,6 +1,7 @@
 #include "viz/MchStreamsView.h"
 
 #include "engine/capture/Trace.h"
+#include "viz/ChartAxes.h"
 #include "viz/HeadRankingModel.h"
 #include "viz/MchSeriesModel.h"
 #include "viz/StepSelection.h"
@@ -281,8 +282,7 @@ void MchStreamsView::updateRanges()
 {
     const qint64 n = m_feed ? m_feed->stepCount() : 0;
     const qint64 origin = m_feed ? m_feed->origin() : 0;
-    for (Chart* c : {&m_gateChart, &m_divergenceChart})
-        c->x->setRange(double(origin), double(origin + std::max<qint64>(n - 1, 1)));
+    for (Chart* c : {&m_gateChart, &m_divergenceChart}) ChartAxes::setPositionRange(c->x, origin, origin + n - 1);
     // Only the rows since the last call: the divergence axis grows with the data at O(new rows x heads).
     if (m_divergenceRows > m_divergence->rowCount()) {
         m_divergenceRows = 0;

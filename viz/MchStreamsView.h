@@ -62,9 +62,9 @@ private:
         QChartView* view = nullptr;
         QValueAxis* x = nullptr;
         QValueAxis* y = nullptr;
-        QList<QLineSeries*> series;       // [heads]
-        QList<QVXYModelMapper*> mappers;  // [heads]
-        QLineSeries* marker = nullptr;    // the selected position
+        QList<QLineSeries*> series;      // [heads]
+        QList<QVXYModelMapper*> mappers; // [heads]
+        QLineSeries* marker = nullptr;   // the selected position
     };
     Chart makeChart(const QString& title, const QString& yTitle);
     void rebuildSeries(Chart& chart, MchSeriesModel* model);

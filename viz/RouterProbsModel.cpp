@@ -78,17 +78,13 @@ QVariant RouterProbsModel::data(const QModelIndex& index, int role) const
     const size_t e = size_t(index.row());
     switch (role) {
     case Qt::DisplayRole:
-    case Qt::EditRole:
-        return m_probs[e];
-    case ChosenRole:
-        return m_rank[e] >= 0;
-    case RankRole:
-        return m_rank[e];
+    case Qt::EditRole: return m_probs[e];
+    case ChosenRole: return m_rank[e] >= 0;
+    case RankRole: return m_rank[e];
     case Qt::ToolTipRole:
         return m_rank[e] >= 0 ? tr("expert %1: p = %2 (choice %3)").arg(e).arg(m_probs[e], 0, 'f', 4).arg(m_rank[e] + 1)
                               : tr("expert %1: p = %2").arg(e).arg(m_probs[e], 0, 'f', 4);
-    default:
-        return {};
+    default: return {};
     }
 }
 

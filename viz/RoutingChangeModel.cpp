@@ -105,12 +105,9 @@ QVariant RoutingChangeModel::data(const QModelIndex& index, int role) const
     const bool positionColumn = m_axis == Axis::ByToken && index.column() == 0;
     switch (role) {
     case Qt::DisplayRole:
-    case Qt::EditRole:
-        return positionColumn ? QVariant(double(m_position[row])) : QVariant(fraction(index.row()));
-    case ChangedRole:
-        return m_changed[row];
-    case ComparedRole:
-        return m_compared[row];
+    case Qt::EditRole: return positionColumn ? QVariant(double(m_position[row])) : QVariant(fraction(index.row()));
+    case ChangedRole: return m_changed[row];
+    case ComparedRole: return m_compared[row];
     case Qt::ToolTipRole: {
         const QString what = m_axis == Axis::ByLayer ? tr("layer %1: %2 of %3 tokens changed experts")
                                                      : tr("position %1: %2 of %3 layers changed experts");
@@ -118,8 +115,7 @@ QVariant RoutingChangeModel::data(const QModelIndex& index, int role) const
             .arg(m_changed[row])
             .arg(m_compared[row]);
     }
-    default:
-        return {};
+    default: return {};
     }
 }
 

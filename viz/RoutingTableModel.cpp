@@ -79,20 +79,24 @@ QVariant RoutingTableModel::data(const QModelIndex& index, int role) const
     const LayerRecord* r = step.layer(m_loop, index.column());
     const bool routed = r && !r->experts.empty();
     switch (role) {
-    case Qt::DisplayRole:
-        return routed ? QVariant(int(r->experts.front())) : QVariant();
-    case Qt::BackgroundRole:
-        return routed ? ExpertColors::color(r->experts.front()) : QVariant();
+    case Qt::DisplayRole: return routed ? QVariant(int(r->experts.front())) : QVariant();
+    case Qt::BackgroundRole: return routed ? ExpertColors::color(r->experts.front()) : QVariant();
     case Qt::ToolTipRole: {
-        if (!routed) return tr("position %1, layer %2, loop %3: no routing captured")
-                                .arg(step.position).arg(index.column()).arg(m_loop);
+        if (!routed)
+            return tr("position %1, layer %2, loop %3: no routing captured")
+                .arg(step.position)
+                .arg(index.column())
+                .arg(m_loop);
         QStringList parts;
         for (size_t k = 0; k < r->experts.size(); ++k) {
             const float w = k < r->expertWeights.size() ? r->expertWeights[k] : 0.0f;
             parts << tr("E%1 (%2)").arg(r->experts[k]).arg(double(w), 0, 'f', 3);
         }
         return tr("position %1, layer %2, loop %3: %4")
-            .arg(step.position).arg(index.column()).arg(m_loop).arg(parts.join(", "));
+            .arg(step.position)
+            .arg(index.column())
+            .arg(m_loop)
+            .arg(parts.join(", "));
     }
     case ExpertsRole: {
         QVariantList out;
@@ -106,8 +110,7 @@ QVariant RoutingTableModel::data(const QModelIndex& index, int role) const
             for (float w : r->expertWeights) out << double(w);
         return out;
     }
-    default:
-        return {};
+    default: return {};
     }
 }
 

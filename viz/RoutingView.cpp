@@ -1,6 +1,7 @@
 #include "viz/RoutingView.h"
 
 #include "engine/capture/Trace.h"
+#include "viz/ChartAxes.h"
 #include "viz/ExpertLegend.h"
 #include "viz/ExpertLoadModel.h"
 #include "viz/RouterProbsModel.h"
@@ -286,7 +287,7 @@ void RoutingView::updateAxes()
     m_loadAxis->setRange(0, std::max(0.05, std::min(1.0, m_load->maxShare() * 1.15)));
     const qint64 n = m_feed ? m_feed->stepCount() : 0;
     const qint64 origin = m_feed ? m_feed->origin() : 0;
-    m_changeTokenX->setRange(double(origin), double(origin + std::max<qint64>(n - 1, 1)));
+    ChartAxes::setPositionRange(m_changeTokenX, origin, origin + n - 1);
 }
 
 void RoutingView::onCellClicked(int row, int layer)

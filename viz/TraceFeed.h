@@ -67,7 +67,7 @@ private:
     qint64 m_origin = 0;
     std::vector<std::shared_ptr<const StepRecord>> m_steps; // [delivered steps]
     std::atomic<bool> m_flushPosted{false};
-    QTimer m_timer;         // the deferred batch when the previous one was less than a frame ago
+    QTimer m_timer; // the deferred batch when the previous one was less than a frame ago
     QElapsedTimer m_sinceFlush;
 };
 

@@ -7,7 +7,6 @@
 
 namespace sage {
 
-
 // Base of the table models over a TraceFeed: follows its reset and batches, so that a subclass only folds the
 // new steps [first, last) into what it shows (rows appended, or aggregates updated) and never rebuilds per token.
 class TraceTableModel : public QAbstractTableModel

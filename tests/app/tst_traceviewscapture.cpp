@@ -105,7 +105,8 @@ private slots:
             for (int row = 0; row < T; ++row)
                 for (int l = 0; l < layers; ++l) {
                     const int e = table->topExpert(row, l);
-                    QVERIFY2(e >= 0 && e < experts, qPrintable(QString("row %1 layer %2: expert %3").arg(row).arg(l).arg(e)));
+                    QVERIFY2(e >= 0 && e < experts,
+                             qPrintable(QString("row %1 layer %2: expert %3").arg(row).arg(l).arg(e)));
                 }
         }
         routing.setLoop(1);
@@ -155,7 +156,8 @@ private slots:
         HeadRankingModel* ranking = mch.rankingModel();
         QCOMPARE(ranking->rowCount(), layers * int(config.numAttentionHeads));
         for (const auto& [l, h] : designated) {
-            const QModelIndex head = ranking->index(l * int(config.numAttentionHeads) + h, HeadRankingModel::HeadColumn);
+            const QModelIndex head =
+                ranking->index(l * int(config.numAttentionHeads) + h, HeadRankingModel::HeadColumn);
             QVERIFY(head.data(Qt::FontRole).value<QFont>().bold());
             QVERIFY(std::isfinite(ranking->meanGate(l, h)));
             QVERIFY(std::isfinite(ranking->meanDivergence(l, h)));

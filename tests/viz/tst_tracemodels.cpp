@@ -32,8 +32,8 @@ bool near(double a, double b)
     return std::abs(a - b) <= kTol;
 }
 
-#define QCOMPARE_NEAR(actual, expected)                                                                            \
-    QVERIFY2(near((actual), (expected)),                                                                           \
+#define QCOMPARE_NEAR(actual, expected)                                                                                \
+    QVERIFY2(near((actual), (expected)),                                                                               \
              qPrintable(QStringLiteral("%1 = %2, expected %3").arg(#actual).arg(actual, 0, 'g', 9).arg(expected)))
 
 using Tester = QAbstractItemModelTester;
@@ -224,9 +224,9 @@ private slots:
                 QCOMPARE_NEAR(model.normRatio(l, h), 0.5);
                 QCOMPARE_NEAR(model.score(l, h), div * gate); // g < 0.5: min(g, 1 - g) = g
                 const int row = l * kHeads + h;
-                QCOMPARE_NEAR(model.index(row, HeadRankingModel::ScoreColumn).data(HeadRankingModel::SortRole)
-                                  .toDouble(),
-                              div * gate);
+                QCOMPARE_NEAR(
+                    model.index(row, HeadRankingModel::ScoreColumn).data(HeadRankingModel::SortRole).toDouble(),
+                    div * gate);
                 QCOMPARE(model.index(row, HeadRankingModel::LayerColumn).data().toInt(), l);
                 QCOMPARE(model.index(row, 0).data(HeadRankingModel::SamplesRole).toLongLong(), kPositions);
             }

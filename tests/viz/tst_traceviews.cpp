@@ -214,7 +214,8 @@ private slots:
 
         // A pixel on the designated head's line at position 2 has its colour.
         QChartView* chartView = view.gateChart();
-        const QPointF scenePoint = chartView->chart()->mapToScene(chartView->chart()->mapToPosition(gate2->at(2), gate2));
+        const QPointF scenePoint =
+            chartView->chart()->mapToScene(chartView->chart()->mapToPosition(gate2->at(2), gate2));
         const QPoint viewPoint = chartView->mapFromScene(scenePoint);
         const QImage image = chartView->grab().toImage();
         QVERIFY2(colourNear(image, viewPoint * chartView->devicePixelRatioF(), gate2->pen().color(), 2),

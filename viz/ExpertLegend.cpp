@@ -39,7 +39,8 @@ int ExpertLegend::perLine(int width) const
 
 int ExpertLegend::heightForWidth(int width) const
 {
-    const int lines = m_experts == 0 ? 1 : (m_experts + perLine(width) - 1) / perLine(width);
+    if (m_experts == 0) return 0; // a dense model or no trace: no key to show
+    const int lines = (m_experts + perLine(width) - 1) / perLine(width);
     return lines * (fontMetrics().height() + 4);
 }
 

@@ -14,6 +14,8 @@ void TraceTableModel::setFeed(TraceFeed* feed)
     if (m_feed) {
         connect(m_feed, &TraceFeed::traceReset, this, &TraceTableModel::rebuild);
         connect(m_feed, &TraceFeed::stepsAppended, this, [this](qint64 a, qint64 b) { appendSteps(a, b); });
+        // A feed deleted first (window teardown) must not leave rows that point at its records.
+        connect(m_feed, &QObject::destroyed, this, &TraceTableModel::rebuild);
     }
     rebuild();
 }

@@ -308,6 +308,20 @@ private slots:
         QCOMPARE(model.rowCount(), 0);
     }
 
+    // A model whose feed is deleted first empties instead of reading the feed's released records.
+    void feedDeletedBeforeTheModel()
+    {
+        RoutingTableModel model;
+        Tester tester(&model, kReport);
+        auto* feed = new TraceFeed;
+        model.setFeed(feed);
+        feed->setTrace(syntheticTrace());
+        QCOMPARE(model.rowCount(), kPositions);
+        delete feed;
+        QCOMPARE(model.rowCount(), 0);
+        QCOMPARE(model.columnCount(), 0);
+    }
+
     // The feed detaches from a trace that outlives it: later appends reach no deleted object.
     void traceOutlivesTheFeed()
     {

@@ -117,7 +117,7 @@ MchStreamsView::Chart MchStreamsView::makeChart(const QString& title, const QStr
     for (QLegendMarker* m : chart->legend()->markers(c.marker)) m->setVisible(false);
     c.view = new QChartView(chart, this);
     c.view->setRenderHint(QPainter::Antialiasing);
-    c.view->setMinimumHeight(160);
+    c.view->setMinimumHeight(110);
     return c;
 }
 

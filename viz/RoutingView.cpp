@@ -40,7 +40,7 @@ QChartView* chartView(QChart* chart, QWidget* parent)
     chart->legend()->setAlignment(Qt::AlignBottom);
     auto* view = new QChartView(chart, parent);
     view->setRenderHint(QPainter::Antialiasing);
-    view->setMinimumHeight(160);
+    view->setMinimumHeight(110);
     return view;
 }
 

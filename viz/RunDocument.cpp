@@ -20,7 +20,7 @@ void RunDocument::beginRun(const QList<PromptToken>& prompt, int vocabSize)
     if (hadTrace) emit traceChanged();
 }
 
-void RunDocument::appendSteps(const QList<StepRecord>& steps)
+void RunDocument::appendSteps(const QList<GeneratedStep>& steps)
 {
     if (steps.isEmpty()) return;
     const int first = stepCount();
@@ -52,7 +52,7 @@ QList<int32_t> RunDocument::generatedTokens() const
 {
     QList<int32_t> out;
     out.reserve(m_steps.size());
-    for (const StepRecord& s : m_steps) out.append(s.token);
+    for (const GeneratedStep& s : m_steps) out.append(s.token);
     return out;
 }
 

@@ -33,7 +33,7 @@ public:
     // Starts a new run: forgets the previous one. vocabSize scales entropy colours (log V is the maximum).
     void beginRun(const QList<PromptToken>& prompt, int vocabSize);
     // Appends generated steps (in order) and emits stepsAppended(first, last) with last exclusive.
-    void appendSteps(const QList<StepRecord>& steps);
+    void appendSteps(const QList<GeneratedStep>& steps);
     // Marks the run complete; stopReason is the engine's name ("max_tokens", "eos", "cancelled", ...).
     void finishRun(const QString& stopReason, const QString& text);
     void clear();
@@ -44,9 +44,9 @@ public:
     int positionCount() const { return promptLength() + stepCount(); }
     int vocabSize() const { return m_vocabSize; }
     const PromptToken& promptToken(int i) const { return m_prompt[i]; }
-    const StepRecord& step(int s) const { return m_steps[s]; }
+    const GeneratedStep& step(int s) const { return m_steps[s]; }
     const QList<PromptToken>& prompt() const { return m_prompt; }
-    const QList<StepRecord>& steps() const { return m_steps; }
+    const QList<GeneratedStep>& steps() const { return m_steps; }
     QList<int32_t> generatedTokens() const;
     QString stopReason() const { return m_stopReason; }
     QString generatedText() const { return m_text; }
@@ -65,7 +65,7 @@ signals:
 private:
     State m_state = State::Empty;
     QList<PromptToken> m_prompt;
-    QList<StepRecord> m_steps;
+    QList<GeneratedStep> m_steps;
     int m_vocabSize = 0;
     QString m_stopReason;
     QString m_text;

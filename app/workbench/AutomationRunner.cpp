@@ -2,6 +2,7 @@
 
 #include "app/workbench/MainWindow.h"
 #include "app/workbench/SamplingPanel.h"
+#include "viz/TraceFeed.h"
 
 #include <QApplication>
 #include <QImage>
@@ -72,6 +73,13 @@ void AutomationRunner::capture()
 {
     if (m_finished) return;
     m_window->showView(m_options.view);
+    // Trace views draw batches; the screenshot must show every captured step.
+    m_window->traceFeed()->flush();
+    if ((m_options.view == QLatin1String("routing") || m_options.view == QLatin1String("mch")) &&
+        !m_window->traceFeed()->hasTrace())
+        std::fprintf(stderr, "sage-workbench: note: the run has no captured trace; the %s view is empty\n",
+                     qPrintable(m_options.view));
+    QCoreApplication::processEvents();
     if (!m_options.screenshot.isEmpty()) {
         const QImage image = m_window->grab().toImage();
         if (!image.save(m_options.screenshot, "PNG")) {

@@ -24,9 +24,9 @@ QString tokenText(const Tokenizer* tokenizer, int32_t id)
     return tokenizer ? QString::fromStdString(tokenizer->pieceText(id)) : QString::number(id);
 }
 
-StepRecord toRecord(const TokenChoice& c, const Tokenizer* tokenizer)
+GeneratedStep toRecord(const TokenChoice& c, const Tokenizer* tokenizer)
 {
-    StepRecord r;
+    GeneratedStep r;
     r.token = c.token;
     r.text = tokenText(tokenizer, c.token);
     r.probability = c.probability;
@@ -50,9 +50,9 @@ EngineWorker::EngineWorker(QObject* parent) : QObject(parent)
     qRegisterMetaType<sage::GenerationJob>();
     qRegisterMetaType<sage::GenerationStats>();
     qRegisterMetaType<sage::PromptToken>();
-    qRegisterMetaType<sage::StepRecord>();
+    qRegisterMetaType<sage::GeneratedStep>();
     qRegisterMetaType<QList<sage::PromptToken>>();
-    qRegisterMetaType<QList<sage::StepRecord>>();
+    qRegisterMetaType<QList<sage::GeneratedStep>>();
 }
 
 EngineWorker::~EngineWorker() = default;
@@ -182,7 +182,7 @@ void EngineWorker::generate(quint64 job, const GenerationJob& request)
         options.maxLoops = std::clamp<int64_t>(s.maxLoops, 0, config.loopNum);
         InferenceSession session(*m_model, *m_pool, options);
 
-        QList<StepRecord> pending;
+        QList<GeneratedStep> pending;
         int posted = 0;   // steps already sent
         int recorded = 0; // steps recorded (posted + pending)
         QElapsedTimer sinceFlush;

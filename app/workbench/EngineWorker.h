@@ -50,7 +50,7 @@ signals:
     void loadFailed(quint64 job, const QString& folder, const QString& message);
     void generationStarted(quint64 job, const QList<sage::PromptToken>& prompt, int vocabSize);
     // Steps [first, first + steps.size()) of the job's run.
-    void stepsAppended(quint64 job, int first, const QList<sage::StepRecord>& steps);
+    void stepsAppended(quint64 job, int first, const QList<sage::GeneratedStep>& steps);
     void generationFinished(quint64 job, const sage::GenerationStats& stats);
     void generationFailed(quint64 job, const QString& message);
 

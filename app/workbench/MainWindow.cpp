@@ -6,11 +6,15 @@
 #include "app/workbench/SamplingPanel.h"
 #include "app/workbench/ThemeManager.h"
 #include "app/workbench/WorkbenchSettings.h"
+#include "engine/model/ModelConfig.h"
+#include "viz/MchStreamsView.h"
+#include "viz/RoutingView.h"
 #include "viz/RunDocument.h"
 #include "viz/StepSelection.h"
 #include "viz/TokenColorLegend.h"
 #include "viz/TokenStreamModel.h"
 #include "viz/TokenStreamView.h"
+#include "viz/TraceFeed.h"
 
 #include <QAction>
 #include <QActionGroup>
@@ -103,7 +107,7 @@ QString MainWindow::bundledModelFolder()
 
 QStringList MainWindow::viewNames()
 {
-    return {QStringLiteral("tokens")};
+    return {QStringLiteral("tokens"), QStringLiteral("routing"), QStringLiteral("mch")};
 }
 
 void MainWindow::startWorker()
@@ -167,6 +171,8 @@ void MainWindow::createMenus()
     m_viewMenu->addAction(m_modelDock->toggleViewAction());
     m_viewMenu->addAction(m_promptDock->toggleViewAction());
     m_viewMenu->addAction(m_samplingDock->toggleViewAction());
+    m_viewMenu->addAction(m_routingDock->toggleViewAction());
+    m_viewMenu->addAction(m_mchDock->toggleViewAction());
     m_viewMenu->addSeparator();
     QMenu* color = m_viewMenu->addMenu(tr("Colour Tokens By"));
     m_colorGroup = new QActionGroup(this);
@@ -343,6 +349,32 @@ void MainWindow::createDocks()
     m_sampling = new SamplingPanel(m_samplingDock);
     m_samplingDock->setWidget(m_sampling);
     addDockWidget(Qt::RightDockWidgetArea, m_samplingDock);
+    createTraceDocks();
+}
+
+void MainWindow::createTraceDocks()
+{
+    // The trace views share one feed of the document's trace and the step selection.
+    m_traceFeed = new TraceFeed(this);
+    m_traceFeed->setDocument(m_document);
+
+    m_routingDock = new QDockWidget(tr("Expert Routing"), this);
+    m_routingDock->setObjectName("routingDock");
+    m_routingView = new RoutingView(m_routingDock);
+    m_routingView->setFeed(m_traceFeed);
+    m_routingView->setSelection(m_selection);
+    m_routingDock->setWidget(m_routingView);
+    addDockWidget(Qt::BottomDockWidgetArea, m_routingDock);
+
+    m_mchDock = new QDockWidget(tr("MCH Streams"), this);
+    m_mchDock->setObjectName("mchDock");
+    m_mchView = new MchStreamsView(m_mchDock);
+    m_mchView->setFeed(m_traceFeed);
+    m_mchView->setSelection(m_selection);
+    m_mchDock->setWidget(m_mchView);
+    addDockWidget(Qt::BottomDockWidgetArea, m_mchDock);
+    tabifyDockWidget(m_routingDock, m_mchDock);
+    m_routingDock->raise();
 }
 
 void MainWindow::createStatusBar()
@@ -480,6 +512,15 @@ void MainWindow::onModelLoaded(quint64 job, const ModelSummary& summary)
     m_summaryPanel->setSummary(summary);
     m_sampling->setModelLoops(summary.loops);
     m_document->clear();
+    // The designated multi-context heads come from the config (a few bytes; already validated by the load).
+    QList<QPair<int, int>> mchHeads;
+    try {
+        for (const auto& [layer, head] : ModelConfig::load(summary.folder.toStdString()).mchHeads)
+            mchHeads.append({int(layer), int(head)});
+    } catch (const std::exception&) {
+        // No designated heads then: the ranking still orders heads by their measured score.
+    }
+    m_mchView->setDesignatedHeads(mchHeads);
     m_settings->addRecentModel(summary.folder);
     rebuildRecentMenu();
     setWindowTitle(tr("%1 — SAGE Workbench").arg(QDir(summary.folder).dirName()));
@@ -620,7 +661,7 @@ void MainWindow::onGenerationStarted(quint64 job, const QList<PromptToken>& prom
     m_document->beginRun(prompt, vocabSize);
 }
 
-void MainWindow::onStepsAppended(quint64 job, int first, const QList<StepRecord>& steps)
+void MainWindow::onStepsAppended(quint64 job, int first, const QList<GeneratedStep>& steps)
 {
     if (job != m_genJob || first != m_document->stepCount()) return;
     if (!m_genClock.isValid()) {
@@ -671,6 +712,12 @@ void MainWindow::onGenerationFailed(quint64 job, const QString& message)
 
 bool MainWindow::showView(const QString& name)
 {
+    if (name == QLatin1String("routing") || name == QLatin1String("mch")) {
+        QDockWidget* dock = name == QLatin1String("routing") ? m_routingDock : m_mchDock;
+        dock->show();
+        dock->raise();
+        return true;
+    }
     if (name != QLatin1String("tokens")) return false;
     if (m_hasModel) m_stack->setCurrentIndex(1);
     m_tokenView->setFocus();

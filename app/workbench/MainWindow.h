@@ -24,13 +24,16 @@ class QToolButton;
 namespace sage {
 
 class EngineWorker;
+class MchStreamsView;
 class ModelSummaryPanel;
+class RoutingView;
 class RunDocument;
 class SamplingPanel;
 class StepSelection;
 class TokenColorLegend;
 class TokenStreamModel;
 class TokenStreamView;
+class TraceFeed;
 class WorkbenchSettings;
 
 // The workbench window: dockable panels (model summary, prompt, sampling) around the views of the current
@@ -79,6 +82,9 @@ public:
     TokenStreamModel* tokenStreamModel() const { return m_tokenModel; }
     TokenStreamView* tokenStreamView() const { return m_tokenView; }
     StepSelection* selection() const { return m_selection; }
+    TraceFeed* traceFeed() const { return m_traceFeed; }
+    RoutingView* routingView() const { return m_routingView; }
+    MchStreamsView* mchStreamsView() const { return m_mchView; }
     SamplingPanel* samplingPanel() const { return m_sampling; }
     ModelSummaryPanel* modelSummaryPanel() const { return m_summaryPanel; }
     QAction* generateAction() const { return m_generateAction; }
@@ -104,6 +110,7 @@ private:
     void createMenus();
     void createCentral();
     void createDocks();
+    void createTraceDocks();
     void createStatusBar();
     void startWorker();
     void setState(State state);
@@ -123,7 +130,7 @@ private:
     void onModelLoaded(quint64 job, const ModelSummary& summary);
     void onLoadFailed(quint64 job, const QString& folder, const QString& message);
     void onGenerationStarted(quint64 job, const QList<PromptToken>& prompt, int vocabSize);
-    void onStepsAppended(quint64 job, int first, const QList<StepRecord>& steps);
+    void onStepsAppended(quint64 job, int first, const QList<GeneratedStep>& steps);
     void onGenerationFinished(quint64 job, const GenerationStats& stats);
     void onGenerationFailed(quint64 job, const QString& message);
 
@@ -147,6 +154,7 @@ private:
     RunDocument* m_document = nullptr;
     StepSelection* m_selection = nullptr;
     TokenStreamModel* m_tokenModel = nullptr;
+    TraceFeed* m_traceFeed = nullptr; // the document's trace, batched for the trace views
 
     // Central area
     QWidget* m_errorBanner = nullptr;
@@ -171,6 +179,10 @@ private:
     QPushButton* m_generateButton = nullptr;
     QPushButton* m_stopButton = nullptr;
     SamplingPanel* m_sampling = nullptr;
+    QDockWidget* m_routingDock = nullptr;
+    QDockWidget* m_mchDock = nullptr;
+    RoutingView* m_routingView = nullptr;
+    MchStreamsView* m_mchView = nullptr;
 
     // Status bar
     QProgressBar* m_progress = nullptr;

@@ -22,8 +22,10 @@ struct PromptToken {
 };
 
 // One generated token on the GUI side: the engine's TokenChoice plus display text, resolved on the worker
-// thread so that views never touch the tokenizer.
-struct StepRecord {
+// thread so that views never touch the tokenizer. Not called StepRecord: that is the engine's trace record
+// (engine/capture/TraceStep.h), and two different sage::StepRecord definitions in one program break the
+// one-definition rule (their inline destructors are merged by the linker) and cannot share a translation unit.
+struct GeneratedStep {
     int32_t token = -1;
     QString text;
     float probability = 0.0f;             // p(token), softmax at temperature 1 after the repetition penalty
@@ -36,4 +38,4 @@ struct StepRecord {
 
 Q_DECLARE_METATYPE(sage::TokenAlternative)
 Q_DECLARE_METATYPE(sage::PromptToken)
-Q_DECLARE_METATYPE(sage::StepRecord)
+Q_DECLARE_METATYPE(sage::GeneratedStep)

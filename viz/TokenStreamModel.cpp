@@ -76,7 +76,7 @@ QVariant TokenStreamModel::data(const QModelIndex& index, int role) const
     const int promptLength = m_document->promptLength();
     const bool isPrompt = row < promptLength;
     const PromptToken* prompt = isPrompt ? &m_document->promptToken(row) : nullptr;
-    const StepRecord* step = isPrompt ? nullptr : &m_document->step(row - promptLength);
+    const GeneratedStep* step = isPrompt ? nullptr : &m_document->step(row - promptLength);
 
     switch (role) {
     case Qt::DisplayRole: return isPrompt ? prompt->text : step->text;
@@ -130,7 +130,7 @@ QString TokenStreamModel::toolTip(int row) const
             .arg(t.token)
             .arg(row);
     }
-    const StepRecord& s = m_document->step(row - promptLength);
+    const GeneratedStep& s = m_document->step(row - promptLength);
     QString html = QStringLiteral("<b>%1</b> &nbsp;id %2<br/>step %3 (position %4)<br/>p = %5 &nbsp; entropy = %6 nats "
                                   "&nbsp; margin = %7")
                        .arg(s.text.toHtmlEscaped())

@@ -1,11 +1,17 @@
 #include "app/workbench/MainWindow.h"
 
 #include "app/workbench/EngineWorker.h"
+#include "app/workbench/ExactAttentionService.h"
 #include "app/workbench/ModelSummaryPanel.h"
 #include "app/workbench/PreferencesDialog.h"
 #include "app/workbench/SamplingPanel.h"
 #include "app/workbench/ThemeManager.h"
 #include "app/workbench/WorkbenchSettings.h"
+#include "engine/capture/Trace.h"
+#include "engine/model/Model.h"
+#include "engine/tokenizer/Tokenizer.h"
+#include "viz/AttentionHeatmapView.h"
+#include "viz/LoopComparisonView.h"
 #include "viz/RunDocument.h"
 #include "viz/StepSelection.h"
 #include "viz/TokenColorLegend.h"
@@ -38,6 +44,7 @@
 #include <QRegularExpression>
 #include <QStackedWidget>
 #include <QStatusBar>
+#include <QTimer>
 #include <QToolButton>
 #include <QVBoxLayout>
 
@@ -72,6 +79,7 @@ MainWindow::MainWindow(WorkbenchSettings* settings, QWidget* parent) : QMainWind
     createActions();
     createCentral();
     createDocks();
+    createTraceViews();
     createMenus();
     createStatusBar();
     startWorker();
@@ -103,7 +111,7 @@ QString MainWindow::bundledModelFolder()
 
 QStringList MainWindow::viewNames()
 {
-    return {QStringLiteral("tokens")};
+    return {QStringLiteral("tokens"), QStringLiteral("heatmap"), QStringLiteral("loops")};
 }
 
 void MainWindow::startWorker()
@@ -119,6 +127,7 @@ void MainWindow::startWorker()
     connect(m_worker, &EngineWorker::stepsAppended, this, &MainWindow::onStepsAppended);
     connect(m_worker, &EngineWorker::generationFinished, this, &MainWindow::onGenerationFinished);
     connect(m_worker, &EngineWorker::generationFailed, this, &MainWindow::onGenerationFailed);
+    connect(m_worker, &EngineWorker::traceStarted, this, &MainWindow::onTraceStarted);
     m_engineThread.start();
 }
 
@@ -167,6 +176,8 @@ void MainWindow::createMenus()
     m_viewMenu->addAction(m_modelDock->toggleViewAction());
     m_viewMenu->addAction(m_promptDock->toggleViewAction());
     m_viewMenu->addAction(m_samplingDock->toggleViewAction());
+    m_viewMenu->addAction(m_heatDock->toggleViewAction());
+    m_viewMenu->addAction(m_loopsDock->toggleViewAction());
     m_viewMenu->addSeparator();
     QMenu* color = m_viewMenu->addMenu(tr("Colour Tokens By"));
     m_colorGroup = new QActionGroup(this);
@@ -345,6 +356,63 @@ void MainWindow::createDocks()
     addDockWidget(Qt::RightDockWidgetArea, m_samplingDock);
 }
 
+void MainWindow::createTraceViews()
+{
+    m_exactService = new ExactAttentionService(this);
+
+    m_heatDock = new QDockWidget(tr("Attention"), this);
+    m_heatDock->setObjectName("attentionDock");
+    m_heatmapView = new AttentionHeatmapView(m_heatDock);
+    m_heatmapView->setDocument(m_document);
+    m_heatmapView->setSelection(m_selection);
+    m_heatmapView->setExactSource(m_exactService);
+    m_heatDock->setWidget(m_heatmapView);
+    addDockWidget(Qt::BottomDockWidgetArea, m_heatDock);
+
+    m_loopsDock = new QDockWidget(tr("Loops"), this);
+    m_loopsDock->setObjectName("loopsDock");
+    m_loopsView = new LoopComparisonView(m_loopsDock);
+    m_loopsView->setDocument(m_document);
+    m_loopsView->setSelection(m_selection);
+    m_loopsDock->setWidget(m_loopsView);
+    addDockWidget(Qt::BottomDockWidgetArea, m_loopsDock);
+    tabifyDockWidget(m_heatDock, m_loopsDock);
+    m_heatDock->raise();
+
+    connect(m_document, &RunDocument::traceAppended, this, &MainWindow::updateTraceLabel);
+    connect(m_document, &RunDocument::traceChanged, this, &MainWindow::updateTraceLabel);
+}
+
+void MainWindow::onTraceStarted(quint64 job, std::shared_ptr<const Trace> trace)
+{
+    if (job != m_genJob) return;
+    m_document->setTrace(std::move(trace));
+}
+
+void MainWindow::updateTraceLabel()
+{
+    const std::shared_ptr<const Trace> trace = m_document->trace();
+    if (!trace) {
+        m_traceLabel->setText(tr("Trace: off"));
+        return;
+    }
+    const double mib = double(trace->bytes()) / (1024.0 * 1024.0);
+    m_traceLabel->setText(
+        tr("Trace %1 MiB · %2").arg(mib, 0, 'f', mib < 10 ? 2 : 1).arg(QString::fromStdString(trace->info().policy)));
+}
+
+QString MainWindow::traceStatusText() const
+{
+    return m_traceLabel->text();
+}
+
+bool MainWindow::isViewBusy(const QString& name) const
+{
+    if (name == QLatin1String("heatmap")) return m_heatmapView->isBusy();
+    if (name == QLatin1String("loops")) return m_loopsView->isBusy();
+    return false;
+}
+
 void MainWindow::createStatusBar()
 {
     m_speedLabel = new QLabel(this);
@@ -460,6 +528,7 @@ void MainWindow::showPreferences()
     for (QAction* a : m_themeGroup->actions())
         a->setChecked(a->data().toString() == WorkbenchSettings::themeName(dialog.theme()));
     const int threads = dialog.threads();
+    if (m_hasModel) m_exactService->setModel(m_worker->sharedModel(), threads);
     QMetaObject::invokeMethod(
         m_worker, [w = m_worker, threads] { w->setThreads(threads); }, Qt::QueuedConnection);
 }
@@ -479,6 +548,13 @@ void MainWindow::onModelLoaded(quint64 job, const ModelSummary& summary)
     m_summary = summary;
     m_summaryPanel->setSummary(summary);
     m_sampling->setModelLoops(summary.loops);
+    // Exact attention maps and lens token texts use the same (read-only) model from the GUI side.
+    const std::shared_ptr<const Model> model = m_worker->sharedModel();
+    m_exactService->setModel(model, m_settings->threads());
+    m_loopsView->setTokenText([model](int32_t id) {
+        const Tokenizer* t = model ? model->tokenizer() : nullptr;
+        return t ? QString::fromStdString(t->pieceText(id)) : QStringLiteral("#%1").arg(id);
+    });
     m_document->clear();
     m_settings->addRecentModel(summary.folder);
     rebuildRecentMenu();
@@ -591,6 +667,7 @@ bool MainWindow::startGeneration()
         job.promptText = m_prompt->toPlainText();
     }
     job.settings = m_sampling->settings();
+    job.capturePolicy = m_settings->capturePolicy();
     m_settings->setSampling(job.settings);
 
     m_genJob = ++m_lastJob;
@@ -620,7 +697,7 @@ void MainWindow::onGenerationStarted(quint64 job, const QList<PromptToken>& prom
     m_document->beginRun(prompt, vocabSize);
 }
 
-void MainWindow::onStepsAppended(quint64 job, int first, const QList<StepRecord>& steps)
+void MainWindow::onStepsAppended(quint64 job, int first, const QList<GeneratedStep>& steps)
 {
     if (job != m_genJob || first != m_document->stepCount()) return;
     if (!m_genClock.isValid()) {
@@ -671,6 +748,17 @@ void MainWindow::onGenerationFailed(quint64 job, const QString& message)
 
 bool MainWindow::showView(const QString& name)
 {
+    if (name == QLatin1String("heatmap") || name == QLatin1String("loops")) {
+        QDockWidget* dock = name == QLatin1String("heatmap") ? m_heatDock : m_loopsDock;
+        dock->show();
+        dock->raise();
+        // The views need room: give the dock most of the window's height.
+        resizeDocks({dock}, {int(height() * 0.62)}, Qt::Vertical);
+        // Again once the dock's layout has settled (a freshly shown dock ignores the first request).
+        QTimer::singleShot(0, dock, [this, dock] { resizeDocks({dock}, {int(height() * 0.62)}, Qt::Vertical); });
+        dock->widget()->setFocus();
+        return true;
+    }
     if (name != QLatin1String("tokens")) return false;
     if (m_hasModel) m_stack->setCurrentIndex(1);
     m_tokenView->setFocus();

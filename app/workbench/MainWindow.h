@@ -7,6 +7,8 @@
 #include <QMainWindow>
 #include <QThread>
 
+#include <memory>
+
 class QAction;
 class QActionGroup;
 class QCheckBox;
@@ -23,7 +25,11 @@ class QToolButton;
 
 namespace sage {
 
+class AttentionHeatmapView;
 class EngineWorker;
+class ExactAttentionService;
+class LoopComparisonView;
+class Trace;
 class ModelSummaryPanel;
 class RunDocument;
 class SamplingPanel;
@@ -83,6 +89,12 @@ public:
     ModelSummaryPanel* modelSummaryPanel() const { return m_summaryPanel; }
     QAction* generateAction() const { return m_generateAction; }
     QAction* stopAction() const { return m_stopAction; }
+    AttentionHeatmapView* heatmapView() const { return m_heatmapView; }
+    LoopComparisonView* loopComparisonView() const { return m_loopsView; }
+    // True while a view builds its image or fetches an exact map (automation waits for it before a screenshot).
+    bool isViewBusy(const QString& name) const;
+    // The status bar's trace memory text ("Trace: off" without capture).
+    QString traceStatusText() const;
     // Decode tokens per second of the running (or last) generation.
     double tokensPerSecond() const { return m_tokensPerSecond; }
 
@@ -123,9 +135,12 @@ private:
     void onModelLoaded(quint64 job, const ModelSummary& summary);
     void onLoadFailed(quint64 job, const QString& folder, const QString& message);
     void onGenerationStarted(quint64 job, const QList<PromptToken>& prompt, int vocabSize);
-    void onStepsAppended(quint64 job, int first, const QList<StepRecord>& steps);
+    void onStepsAppended(quint64 job, int first, const QList<GeneratedStep>& steps);
     void onGenerationFinished(quint64 job, const GenerationStats& stats);
     void onGenerationFailed(quint64 job, const QString& message);
+    void onTraceStarted(quint64 job, std::shared_ptr<const Trace> trace);
+    void updateTraceLabel();
+    void createTraceViews();
 
     WorkbenchSettings* m_settings;
     QThread m_engineThread;
@@ -171,6 +186,13 @@ private:
     QPushButton* m_generateButton = nullptr;
     QPushButton* m_stopButton = nullptr;
     SamplingPanel* m_sampling = nullptr;
+
+    // Trace views (docks)
+    AttentionHeatmapView* m_heatmapView = nullptr;
+    LoopComparisonView* m_loopsView = nullptr;
+    QDockWidget* m_heatDock = nullptr;
+    QDockWidget* m_loopsDock = nullptr;
+    ExactAttentionService* m_exactService = nullptr;
 
     // Status bar
     QProgressBar* m_progress = nullptr;

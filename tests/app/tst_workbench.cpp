@@ -208,7 +208,7 @@ private slots:
         QCOMPARE(doc->stopReason(), QString::fromLatin1(stopReasonName(expected.reason)));
         QCOMPARE(doc->generatedText(), QString::fromStdString(expected.text));
         for (int s = 0; s < doc->stepCount(); ++s) {
-            const StepRecord& got = doc->step(s);
+            const GeneratedStep& got = doc->step(s);
             const TokenChoice& want = expected.steps[size_t(s)];
             QCOMPARE(got.token, want.token);
             QCOMPARE(got.probability, want.probability); // same code, same inputs: bitwise equal

@@ -21,9 +21,9 @@ QList<PromptToken> samplePrompt()
     return {{1, "<s>"}, {17, "def"}, {42, " fib"}};
 }
 
-StepRecord step(int32_t token, const QString& text, float p, float entropy, QList<TokenAlternative> alts = {})
+GeneratedStep step(int32_t token, const QString& text, float p, float entropy, QList<TokenAlternative> alts = {})
 {
-    StepRecord s;
+    GeneratedStep s;
     s.token = token;
     s.text = text;
     s.probability = p;

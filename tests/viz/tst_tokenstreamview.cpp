@@ -29,9 +29,9 @@ private slots:
         QVERIFY(QTest::qWaitForWindowExposed(&view));
 
         doc.beginRun({{1, "<s>"}, {2, "def"}}, 50);
-        QList<StepRecord> steps;
+        QList<GeneratedStep> steps;
         for (int i = 0; i < 3; ++i) {
-            StepRecord s;
+            GeneratedStep s;
             s.token = 10 + i;
             s.text = QString("tok%1").arg(i);
             s.probability = i == 0 ? 0.95f : 0.05f;

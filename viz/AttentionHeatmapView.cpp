@@ -405,7 +405,7 @@ void AttentionHeatmapView::scheduleRender()
         if (it->sel == m_sel && it->scale == m_scaleMode && it->steps == count && it->exact == exact.get()) {
             m_cache.splice(m_cache.begin(), m_cache, it);
             m_queue->cancelAll();
-            show(m_cache.front().matrix, m_cache.front().image);
+            display(m_cache.front().matrix, m_cache.front().image);
             return;
         }
     const AttentionSelection sel = m_sel;
@@ -420,13 +420,13 @@ void AttentionHeatmapView::scheduleRender()
         return [this, matrix, image, sel, scale, count, exact] {
             m_cache.push_front(CacheEntry{sel, scale, count, exact.get(), matrix, image});
             if (m_cache.size() > kCacheEntries) m_cache.pop_back();
-            show(matrix, image);
+            display(matrix, image);
         };
     });
     updateStatus();
 }
 
-void AttentionHeatmapView::show(std::shared_ptr<const AttentionMatrix> matrix, const QImage& image)
+void AttentionHeatmapView::display(std::shared_ptr<const AttentionMatrix> matrix, const QImage& image)
 {
     m_matrix = std::move(matrix);
     m_canvas->setImage(image);

@@ -97,7 +97,7 @@ private:
     void syncControls();
     void readControls();
     void scheduleRender();
-    void show(std::shared_ptr<const AttentionMatrix> matrix, const QImage& image);
+    void display(std::shared_ptr<const AttentionMatrix> matrix, const QImage& image);
     void updateStatus();
     void updateHighlight();
     void maybeAutoFetch();

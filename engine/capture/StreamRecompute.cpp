@@ -139,7 +139,8 @@ HeadStreams recomputeHeadStreams(const Model& model, cpu::ThreadPool& pool, std:
         // Expected: the hook stops the pass once the requested layer has run (or when cancelled).
     }
     if (hook.cancelled) throw CancelledError();
-    if (progress) progress(1, 1);
+    const int64_t total = (loop - 1) * c.numHiddenLayers + layer + 1;
+    if (progress) progress(total, total);
     return out;
 }
 

@@ -36,6 +36,9 @@ struct Scale {
 // values [rows, cols] row-major -> an RGB32 image of rows x cols pixels (one pixel per cell). NaN cells get
 // kMissing. `threads` > 1 splits the rows into bands coloured in parallel.
 QImage colorize(const float* values, int rows, int cols, const Scale& scale, int threads = 1);
+// The same into `image`, reusing its buffer when it already is an RGB32 image of cols x rows (recolouring a map
+// after a scale change then costs no allocation or page faults).
+void colorizeInto(const float* values, int rows, int cols, const Scale& scale, QImage& image, int threads = 1);
 
 } // namespace HeatmapColors
 } // namespace sage

@@ -224,6 +224,20 @@ private slots:
         QCOMPARE(di.pixel(0, 0), diverging().back());
         QCOMPARE(di.pixel(1, 0), diverging().front());
         QCOMPARE(di.pixel(2, 0), divergingColor(0.0));
+        // Rows long enough for the vector path: same colours as the scalar mapping, NaN included.
+        std::vector<float> row(37);
+        for (size_t i = 0; i < row.size(); ++i) row[i] = float(i) / 36.0f;
+        row[3] = std::nanf("");
+        row[20] = 7.0f;
+        row[21] = -3.0f;
+        const QImage wide = colorize(row.data(), 1, int(row.size()), Scale{});
+        for (int c = 0; c < int(row.size()); ++c) {
+            const float x = row[size_t(c)];
+            const QRgb want =
+                std::isnan(x) ? kMissing
+                              : sequential()[size_t(std::clamp(x * (kLutSize - 1) + 0.5f, 0.0f, float(kLutSize - 1)))];
+            QCOMPARE(wide.pixel(c, 0), want);
+        }
         // Banded colouring gives the same image.
         std::vector<float> big(300 * 200);
         for (size_t i = 0; i < big.size(); ++i) big[i] = float(i % 97) / 96.0f;

@@ -1,5 +1,8 @@
 #include "viz/LoopComparisonView.h"
 
+#include "engine/capture/StreamRecompute.h"
+#include "viz/AttentionHeatmapView.h"
+#include "viz/ExactAttentionSource.h"
 #include "viz/GateStatsModel.h"
 #include "viz/HeatmapCanvas.h"
 #include "viz/HeatmapColors.h"
@@ -121,7 +124,69 @@ LoopComparisonView::LoopComparisonView(QWidget* parent) : QWidget(parent)
     scheduleRender();
 }
 
-LoopComparisonView::~LoopComparisonView() = default;
+LoopComparisonView::~LoopComparisonView()
+{
+    if (m_exactSource)
+        for (quint64 t : m_tickets) m_exactSource->cancel(t);
+}
+
+void LoopComparisonView::setExactSource(ExactAttentionSource* source)
+{
+    if (m_exactSource) disconnect(m_exactSource, nullptr, this, nullptr);
+    m_exactSource = source;
+    if (m_exactSource) {
+        connect(m_exactSource, &ExactAttentionSource::finished, this, &LoopComparisonView::onExactFinished);
+        connect(m_exactSource, &ExactAttentionSource::failed, this, &LoopComparisonView::onExactFailed);
+    }
+}
+
+std::shared_ptr<const HeadStreams> LoopComparisonView::exactFor(int loop) const
+{
+    for (const auto& x : m_exact) {
+        if (x->loop != loop || x->layer != m_layer) continue;
+        if (m_head < 0 ? int64_t(x->heads.size()) == m_heads : x->headIndex(m_head) >= 0) return x;
+    }
+    return nullptr;
+}
+
+void LoopComparisonView::maybeFetchExact()
+{
+    const std::shared_ptr<const Trace> trace = m_doc ? m_doc->trace() : nullptr;
+    if (!m_exactSource || !trace || !m_a || !m_b || !m_tickets.empty()) return;
+    if (!m_a->isPartial() && !m_b->isPartial()) return;
+    if (m_doc->state() == RunDocument::State::Running || trace->origin() != 0) return;
+    const qint64 count = m_doc->traceStepCount();
+    if (count > AttentionHeatmapView::kAutoExactTokens) return;
+    const std::tuple<int, int, int, qint64> key{m_layer, m_head, m_loopB, count};
+    if (std::find(m_tried.begin(), m_tried.end(), key) != m_tried.end()) return;
+    m_tried.push_back(key);
+    std::vector<int32_t> tokens = trace->tokens();
+    if (qint64(tokens.size()) > count) tokens.resize(size_t(count));
+    std::vector<int32_t> heads;
+    if (m_head >= 0) heads.push_back(m_head);
+    for (int loop : {1, m_loopB}) {
+        if ((loop == 1 ? m_a : m_b)->isPartial())
+            if (const quint64 t = m_exactSource->request(tokens, loop, m_layer, heads)) m_tickets.push_back(t);
+    }
+}
+
+void LoopComparisonView::onExactFinished(quint64 ticket, std::shared_ptr<const HeadStreams> result)
+{
+    const auto it = std::find(m_tickets.begin(), m_tickets.end(), ticket);
+    if (it == m_tickets.end() || !result) return;
+    m_tickets.erase(it);
+    m_exact.insert(m_exact.begin(), std::move(result));
+    if (m_exact.size() > 8) m_exact.pop_back();
+    if (m_tickets.empty()) scheduleRender();
+}
+
+void LoopComparisonView::onExactFailed(quint64 ticket, const QString&)
+{
+    const auto it = std::find(m_tickets.begin(), m_tickets.end(), ticket);
+    if (it == m_tickets.end()) return;
+    m_tickets.erase(it);
+    if (m_tickets.empty()) scheduleRender();
+}
 
 void LoopComparisonView::setDocument(RunDocument* document)
 {
@@ -133,6 +198,7 @@ void LoopComparisonView::setDocument(RunDocument* document)
         connect(m_doc, &RunDocument::traceChanged, this, &LoopComparisonView::onTraceChanged);
         connect(m_doc, &RunDocument::cleared, this, &LoopComparisonView::onTraceChanged);
         connect(m_doc, &RunDocument::traceAppended, this, &LoopComparisonView::scheduleRender);
+        connect(m_doc, &RunDocument::runFinished, this, &LoopComparisonView::maybeFetchExact);
     }
     onTraceChanged();
 }
@@ -163,6 +229,11 @@ void LoopComparisonView::onTraceChanged()
     m_a.reset();
     m_b.reset();
     m_diff.reset();
+    if (m_exactSource)
+        for (quint64 t : m_tickets) m_exactSource->cancel(t);
+    m_tickets.clear();
+    m_exact.clear();
+    m_tried.clear();
     for (HeatmapCanvas* c : m_canvas) c->setImage({});
     syncControls();
     scheduleRender();
@@ -259,9 +330,10 @@ void LoopComparisonView::scheduleRender()
     b.loop = m_loopB;
     b.stream = m_streamB;
     const int64_t heads = m_heads;
-    m_queue->submit([this, steps = std::move(steps), a, b, heads](const RenderQueue::Stale& stale) {
-        auto ma = std::make_shared<AttentionMatrix>(buildAttentionMatrix(steps, heads, a, nullptr, stale));
-        auto mb = std::make_shared<AttentionMatrix>(buildAttentionMatrix(steps, heads, b, nullptr, stale));
+    const std::shared_ptr<const HeadStreams> xa = exactFor(1), xb = exactFor(m_loopB);
+    m_queue->submit([this, steps = std::move(steps), a, b, heads, xa, xb](const RenderQueue::Stale& stale) {
+        auto ma = std::make_shared<AttentionMatrix>(buildAttentionMatrix(steps, heads, a, xa.get(), stale));
+        auto mb = std::make_shared<AttentionMatrix>(buildAttentionMatrix(steps, heads, b, xb.get(), stale));
         if (stale()) return std::function<void()>();
         auto md = std::make_shared<AttentionMatrix>(sage::differenceMatrix(*mb, *ma));
         // One scale for both maps so that equal colours mean equal weights.
@@ -289,10 +361,12 @@ void LoopComparisonView::scheduleRender()
                     .arg(double(md->maxValue), 0, 'g', 3)
                     .arg(partial ? tr(" · PARTIAL: the capture kept only the top-k keys of some rows (grey: not "
                                       "captured); the Attention view recomputes exact maps")
-                                 : QString()));
+                         : ma->exactRows > 0 || mb->exactRows > 0 ? tr(" · exact (recomputed)")
+                                                                  : QString()));
             m_status->setStyleSheet(partial ? QStringLiteral("color: #b26a00; font-weight: bold;") : QString());
             updateHighlight();
             emit rendered();
+            maybeFetchExact();
         });
     });
 }
@@ -305,7 +379,7 @@ void LoopComparisonView::updateHighlight()
 
 bool LoopComparisonView::isBusy() const
 {
-    return m_queue->isBusy();
+    return m_queue->isBusy() || !m_tickets.empty();
 }
 
 QString LoopComparisonView::statusText() const

@@ -7,6 +7,8 @@
 #include <QWidget>
 
 #include <memory>
+#include <tuple>
+#include <vector>
 
 class QComboBox;
 class QKeyEvent;
@@ -16,7 +18,9 @@ class QTableView;
 
 namespace sage {
 
+class ExactAttentionSource;
 class GateStatsModel;
+struct HeadStreams;
 class HeatmapCanvas;
 class RenderQueue;
 class RunDocument;
@@ -37,6 +41,9 @@ public:
     void setDocument(RunDocument* document);
     void setSelection(StepSelection* selection);
     void setTokenText(LoopLensModel::TokenText text);
+    // Partial maps of finished runs up to AttentionHeatmapView::kAutoExactTokens positions are made exact
+    // through `source` (both loops).
+    void setExactSource(ExactAttentionSource* source);
 
     int layer() const { return m_layer; }
     int head() const { return m_head; } // -1: head mean
@@ -73,10 +80,18 @@ private:
     void updateHighlight();
     QString describe(int panel, int row, int col) const;
     QString tokenText(int position) const;
+    std::shared_ptr<const HeadStreams> exactFor(int loop) const;
+    void maybeFetchExact();
+    void onExactFinished(quint64 ticket, std::shared_ptr<const HeadStreams> result);
+    void onExactFailed(quint64 ticket, const QString& message);
 
     QPointer<RunDocument> m_doc;
     QPointer<StepSelection> m_stepSelection;
     RenderQueue* m_queue = nullptr;
+    QPointer<ExactAttentionSource> m_exactSource;
+    std::vector<std::shared_ptr<const HeadStreams>> m_exact;
+    std::vector<quint64> m_tickets;                         // exact requests in flight
+    std::vector<std::tuple<int, int, int, qint64>> m_tried; // (layer, head, later loop, positions) requested
     LoopLensModel* m_lens = nullptr;
     GateStatsModel* m_gates = nullptr;
     int m_layer = 0, m_head = 0, m_loopB = 2;

@@ -374,6 +374,7 @@ void MainWindow::createTraceViews()
     m_loopsView = new LoopComparisonView(m_loopsDock);
     m_loopsView->setDocument(m_document);
     m_loopsView->setSelection(m_selection);
+    m_loopsView->setExactSource(m_exactService);
     m_loopsDock->setWidget(m_loopsView);
     addDockWidget(Qt::BottomDockWidgetArea, m_loopsDock);
     tabifyDockWidget(m_heatDock, m_loopsDock);

@@ -1,8 +1,13 @@
 #include "viz/RunDocument.h"
 
+#include "viz/TraceWatcher.h"
+
 namespace sage {
 
-RunDocument::RunDocument(QObject* parent) : QObject(parent) {}
+RunDocument::RunDocument(QObject* parent) : QObject(parent), m_traceWatcher(new TraceWatcher(this))
+{
+    connect(m_traceWatcher, &TraceWatcher::appended, this, &RunDocument::traceAppended);
+}
 
 RunDocument::~RunDocument() = default;
 
@@ -16,6 +21,7 @@ void RunDocument::beginRun(const QList<PromptToken>& prompt, int vocabSize)
     m_state = State::Running;
     const bool hadTrace = m_trace != nullptr;
     m_trace.reset();
+    m_traceWatcher->setTrace(nullptr);
     emit runStarted();
     if (hadTrace) emit traceChanged();
 }
@@ -45,6 +51,7 @@ void RunDocument::clear()
     m_text.clear();
     m_state = State::Empty;
     m_trace.reset();
+    m_traceWatcher->setTrace(nullptr);
     emit cleared();
 }
 
@@ -59,7 +66,13 @@ QList<int32_t> RunDocument::generatedTokens() const
 void RunDocument::setTrace(std::shared_ptr<const Trace> trace)
 {
     m_trace = std::move(trace);
+    m_traceWatcher->setTrace(m_trace);
     emit traceChanged();
+}
+
+qint64 RunDocument::traceStepCount() const
+{
+    return m_traceWatcher->announced();
 }
 
 } // namespace sage

@@ -11,6 +11,7 @@
 namespace sage {
 
 class Trace; // engine/capture: per-step captured intermediates (attached when capture is enabled)
+class TraceWatcher;
 
 // The run every view shows: the prompt, the generated steps and, once capture exists, the trace.
 // Lives on the GUI thread and only grows while a run is in progress; the worker's batches arrive through
@@ -54,6 +55,8 @@ public:
     // The captured trace of this run (null until capture is enabled); views built on it follow traceChanged.
     std::shared_ptr<const Trace> trace() const { return m_trace; }
     void setTrace(std::shared_ptr<const Trace> trace);
+    // Trace steps announced through traceAppended so far (views read trace()->step(i) for i below it).
+    qint64 traceStepCount() const;
 
 signals:
     void runStarted();
@@ -61,6 +64,9 @@ signals:
     void runFinished();
     void cleared();
     void traceChanged();
+    // Trace steps [first, last) were appended (batched on the GUI thread, at most ~30 times a second; the
+    // steps already in a trace when it is set arrive as one range).
+    void traceAppended(qint64 first, qint64 last);
 
 private:
     State m_state = State::Empty;
@@ -70,6 +76,7 @@ private:
     QString m_stopReason;
     QString m_text;
     std::shared_ptr<const Trace> m_trace;
+    TraceWatcher* m_traceWatcher = nullptr;
 };
 
 } // namespace sage

@@ -65,8 +65,24 @@ void AutomationRunner::onGenerated()
         fail(QStringLiteral("unknown view '%1'; views: %2").arg(m_options.view, MainWindow::viewNames().join(", ")));
         return;
     }
-    // Let layouts and the view settle before grabbing.
-    QTimer::singleShot(50, this, &AutomationRunner::capture);
+    // Let layouts, the last trace notifications and the view's image builds settle before grabbing.
+    m_idlePolls = 0;
+    m_polls = 0;
+    QTimer::singleShot(50, this, &AutomationRunner::waitForView);
+}
+
+void AutomationRunner::waitForView()
+{
+    if (m_finished) return;
+    constexpr int kPollMs = 50;
+    constexpr int kMaxPolls = 2400; // two minutes: an exact map of a long sequence may take a while
+    // Idle for a few polls in a row: notifications batched at ~30 Hz have all arrived and been drawn.
+    m_idlePolls = m_window->isViewBusy(m_options.view) ? 0 : m_idlePolls + 1;
+    if (m_idlePolls >= 4 || ++m_polls >= kMaxPolls) {
+        capture();
+        return;
+    }
+    QTimer::singleShot(kPollMs, this, &AutomationRunner::waitForView);
 }
 
 void AutomationRunner::capture()

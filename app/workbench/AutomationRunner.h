@@ -38,12 +38,16 @@ private:
     void onModelReady();
     void onGenerated();
     void capture();
+    // heatmap / loops build their images off the GUI thread: wait until the view is idle, then capture.
+    void waitForView();
     void fail(const QString& message);
     void done();
 
     MainWindow* m_window;
     Options m_options;
     bool m_finished = false;
+    int m_idlePolls = 0;
+    int m_polls = 0;
 };
 
 } // namespace sage

@@ -1,5 +1,9 @@
 #include "app/workbench/EngineWorker.h"
 
+#include "engine/capture/CaptureGeneration.h"
+#include "engine/capture/CapturePolicy.h"
+#include "engine/capture/Trace.h"
+#include "engine/capture/TraceRecorder.h"
 #include "engine/core/SageError.h"
 #include "engine/cpu/Kernels.h"
 #include "engine/cpu/ThreadPool.h"
@@ -53,6 +57,7 @@ EngineWorker::EngineWorker(QObject* parent) : QObject(parent)
     qRegisterMetaType<sage::GeneratedStep>();
     qRegisterMetaType<QList<sage::PromptToken>>();
     qRegisterMetaType<QList<sage::GeneratedStep>>();
+    qRegisterMetaType<std::shared_ptr<const sage::Trace>>();
 }
 
 EngineWorker::~EngineWorker() = default;
@@ -64,6 +69,12 @@ void EngineWorker::requestCancel(quint64 job)
     while (prev < job && !m_cancelUpTo.compare_exchange_weak(prev, job)) {
     }
     m_cancel.store(true);
+}
+
+std::shared_ptr<const Model> EngineWorker::sharedModel() const
+{
+    std::lock_guard lock(m_modelMutex);
+    return m_model;
 }
 
 void EngineWorker::setThreads(int threads)
@@ -80,6 +91,7 @@ void EngineWorker::ensurePool()
 
 void EngineWorker::unloadModel()
 {
+    std::lock_guard lock(m_modelMutex);
     m_model.reset();
 }
 
@@ -124,7 +136,10 @@ void EngineWorker::loadModel(quint64 job, const QString& folder, int threads)
                           tr("Starting %1 CPU threads").arg(threads > 0 ? QString::number(threads) : tr("all")));
         setThreads(threads);
         ensurePool();
-        m_model = std::move(model);
+        {
+            std::lock_guard lock(m_modelMutex);
+            m_model = std::move(model);
+        }
         emit loadProgress(job, 100, tr("Ready"));
         emit modelLoaded(job, summarize(*m_model));
     } catch (const std::bad_alloc&) {
@@ -182,6 +197,17 @@ void EngineWorker::generate(quint64 job, const GenerationJob& request)
         options.maxLoops = std::clamp<int64_t>(s.maxLoops, 0, config.loopNum);
         InferenceSession session(*m_model, *m_pool, options);
 
+        // Capture: the trace is handed to the GUI before the first forward call; its listeners (on this thread)
+        // only post notifications, so capture never waits for the GUI.
+        std::shared_ptr<Trace> trace;
+        std::unique_ptr<TraceRecorder> recorder;
+        if (request.capturePolicy != QLatin1String("off") && !request.capturePolicy.isEmpty()) {
+            CapturePolicy policy = CapturePolicy::fromName(request.capturePolicy.toStdString(), config);
+            trace = std::make_shared<Trace>();
+            recorder = std::make_unique<TraceRecorder>(*m_model, std::move(policy), *trace);
+            emit traceStarted(job, trace);
+        }
+
         QList<GeneratedStep> pending;
         int posted = 0;   // steps already sent
         int recorded = 0; // steps recorded (posted + pending)
@@ -194,15 +220,15 @@ void EngineWorker::generate(quint64 job, const GenerationJob& request)
             pending.clear();
             sinceFlush.restart();
         };
-        const GenerationResult result = sage::generate(
-            session, tokenizer, req,
-            [&](int64_t step, const TokenChoice& choice, const std::string&) {
-                if (step < recorded) return; // the final call repeats the last step to pass held-back text
-                pending.append(toRecord(choice, tokenizer));
-                ++recorded;
-                if (sinceFlush.elapsed() >= kBatchIntervalMs) flush();
-            },
-            &m_cancel);
+        const StepCallback onStep = [&](int64_t step, const TokenChoice& choice, const std::string&) {
+            if (step < recorded) return; // the final call repeats the last step to pass held-back text
+            pending.append(toRecord(choice, tokenizer));
+            ++recorded;
+            if (sinceFlush.elapsed() >= kBatchIntervalMs) flush();
+        };
+        const GenerationResult result = recorder
+                                            ? captureGenerate(session, tokenizer, req, *recorder, onStep, &m_cancel)
+                                            : sage::generate(session, tokenizer, req, onStep, &m_cancel);
         flush();
 
         GenerationStats stats;

@@ -7,10 +7,12 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 
 namespace sage {
 
 class Model;
+class Trace;
 namespace cpu {
 class ThreadPool;
 }
@@ -36,6 +38,9 @@ public:
     // Thread-safe (called from the GUI thread while a job runs): cancels job `job` and every job queued
     // before it. The engine observes the flag between layers.
     void requestCancel(quint64 job);
+    // Thread-safe: the loaded model (null before a load), shared so that other threads (exact attention
+    // recomputes) can use it while this worker generates or loads another one.
+    std::shared_ptr<const Model> sharedModel() const;
 
 public slots:
     void loadModel(quint64 job, const QString& folder, int threads);
@@ -49,6 +54,8 @@ signals:
     void modelLoaded(quint64 job, const sage::ModelSummary& summary);
     void loadFailed(quint64 job, const QString& folder, const QString& message);
     void generationStarted(quint64 job, const QList<sage::PromptToken>& prompt, int vocabSize);
+    // The job captures into `trace` (sent right after generationStarted; the trace then grows while it runs).
+    void traceStarted(quint64 job, std::shared_ptr<const sage::Trace> trace);
     // Steps [first, first + steps.size()) of the job's run.
     void stepsAppended(quint64 job, int first, const QList<sage::GeneratedStep>& steps);
     void generationFinished(quint64 job, const sage::GenerationStats& stats);
@@ -58,7 +65,8 @@ private:
     ModelSummary summarize(const Model& model) const;
     void ensurePool();
 
-    std::unique_ptr<Model> m_model;
+    std::shared_ptr<Model> m_model;
+    mutable std::mutex m_modelMutex; // guards m_model's pointer for sharedModel()
     std::unique_ptr<cpu::ThreadPool> m_pool;
     int m_threads = 0;
     std::atomic<bool> m_cancel{false};
@@ -66,3 +74,5 @@ private:
 };
 
 } // namespace sage
+
+Q_DECLARE_METATYPE(std::shared_ptr<const sage::Trace>)

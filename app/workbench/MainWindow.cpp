@@ -1,6 +1,7 @@
 #include "app/workbench/MainWindow.h"
 
 #include "app/workbench/EngineWorker.h"
+#include "app/workbench/ExactAttentionService.h"
 #include "app/workbench/ModelSummaryPanel.h"
 #include "app/workbench/PreferencesDialog.h"
 #include "app/workbench/SamplingPanel.h"
@@ -9,6 +10,11 @@
 #include "engine/model/ModelConfig.h"
 #include "viz/MchStreamsView.h"
 #include "viz/RoutingView.h"
+#include "engine/capture/Trace.h"
+#include "engine/model/Model.h"
+#include "engine/tokenizer/Tokenizer.h"
+#include "viz/AttentionHeatmapView.h"
+#include "viz/LoopComparisonView.h"
 #include "viz/RunDocument.h"
 #include "viz/StepSelection.h"
 #include "viz/TokenColorLegend.h"
@@ -42,6 +48,7 @@
 #include <QRegularExpression>
 #include <QStackedWidget>
 #include <QStatusBar>
+#include <QTimer>
 #include <QToolButton>
 #include <QVBoxLayout>
 
@@ -76,6 +83,7 @@ MainWindow::MainWindow(WorkbenchSettings* settings, QWidget* parent) : QMainWind
     createActions();
     createCentral();
     createDocks();
+    createTraceViews();
     createMenus();
     createStatusBar();
     startWorker();
@@ -107,7 +115,8 @@ QString MainWindow::bundledModelFolder()
 
 QStringList MainWindow::viewNames()
 {
-    return {QStringLiteral("tokens"), QStringLiteral("routing"), QStringLiteral("mch")};
+    return {QStringLiteral("tokens"), QStringLiteral("heatmap"), QStringLiteral("loops"), QStringLiteral("routing"),
+            QStringLiteral("mch")};
 }
 
 void MainWindow::startWorker()
@@ -123,6 +132,7 @@ void MainWindow::startWorker()
     connect(m_worker, &EngineWorker::stepsAppended, this, &MainWindow::onStepsAppended);
     connect(m_worker, &EngineWorker::generationFinished, this, &MainWindow::onGenerationFinished);
     connect(m_worker, &EngineWorker::generationFailed, this, &MainWindow::onGenerationFailed);
+    connect(m_worker, &EngineWorker::traceStarted, this, &MainWindow::onTraceStarted);
     m_engineThread.start();
 }
 
@@ -173,6 +183,8 @@ void MainWindow::createMenus()
     m_viewMenu->addAction(m_samplingDock->toggleViewAction());
     m_viewMenu->addAction(m_routingDock->toggleViewAction());
     m_viewMenu->addAction(m_mchDock->toggleViewAction());
+    m_viewMenu->addAction(m_heatDock->toggleViewAction());
+    m_viewMenu->addAction(m_loopsDock->toggleViewAction());
     m_viewMenu->addSeparator();
     QMenu* color = m_viewMenu->addMenu(tr("Colour Tokens By"));
     m_colorGroup = new QActionGroup(this);
@@ -377,6 +389,67 @@ void MainWindow::createTraceDocks()
     m_routingDock->raise();
 }
 
+void MainWindow::createTraceViews()
+{
+    m_exactService = new ExactAttentionService(this);
+
+    m_heatDock = new QDockWidget(tr("Attention"), this);
+    m_heatDock->setObjectName("attentionDock");
+    m_heatmapView = new AttentionHeatmapView(m_heatDock);
+    m_heatmapView->setDocument(m_document);
+    m_heatmapView->setSelection(m_selection);
+    m_heatmapView->setExactSource(m_exactService);
+    m_heatDock->setWidget(m_heatmapView);
+    addDockWidget(Qt::BottomDockWidgetArea, m_heatDock);
+
+    m_loopsDock = new QDockWidget(tr("Loops"), this);
+    m_loopsDock->setObjectName("loopsDock");
+    m_loopsView = new LoopComparisonView(m_loopsDock);
+    m_loopsView->setDocument(m_document);
+    m_loopsView->setSelection(m_selection);
+    m_loopsView->setExactSource(m_exactService);
+    m_loopsDock->setWidget(m_loopsView);
+    addDockWidget(Qt::BottomDockWidgetArea, m_loopsDock);
+    tabifyDockWidget(m_heatDock, m_loopsDock);
+    // One tab group for every trace view: attention, loops, routing, MCH (and the decision tree).
+    tabifyDockWidget(m_loopsDock, m_routingDock);
+    tabifyDockWidget(m_routingDock, m_mchDock);
+    m_heatDock->raise();
+
+    connect(m_document, &RunDocument::traceAppended, this, &MainWindow::updateTraceLabel);
+    connect(m_document, &RunDocument::traceChanged, this, &MainWindow::updateTraceLabel);
+}
+
+void MainWindow::onTraceStarted(quint64 job, std::shared_ptr<const Trace> trace)
+{
+    if (job != m_genJob) return;
+    m_document->setTrace(std::move(trace));
+}
+
+void MainWindow::updateTraceLabel()
+{
+    const std::shared_ptr<const Trace> trace = m_document->trace();
+    if (!trace) {
+        m_traceLabel->setText(tr("Trace: off"));
+        return;
+    }
+    const double mib = double(trace->bytes()) / (1024.0 * 1024.0);
+    m_traceLabel->setText(
+        tr("Trace %1 MiB · %2").arg(mib, 0, 'f', mib < 10 ? 2 : 1).arg(QString::fromStdString(trace->info().policy)));
+}
+
+QString MainWindow::traceStatusText() const
+{
+    return m_traceLabel->text();
+}
+
+bool MainWindow::isViewBusy(const QString& name) const
+{
+    if (name == QLatin1String("heatmap")) return m_heatmapView->isBusy();
+    if (name == QLatin1String("loops")) return m_loopsView->isBusy();
+    return false;
+}
+
 void MainWindow::createStatusBar()
 {
     m_speedLabel = new QLabel(this);
@@ -492,6 +565,7 @@ void MainWindow::showPreferences()
     for (QAction* a : m_themeGroup->actions())
         a->setChecked(a->data().toString() == WorkbenchSettings::themeName(dialog.theme()));
     const int threads = dialog.threads();
+    if (m_hasModel) m_exactService->setModel(m_worker->sharedModel(), threads);
     QMetaObject::invokeMethod(
         m_worker, [w = m_worker, threads] { w->setThreads(threads); }, Qt::QueuedConnection);
 }
@@ -511,6 +585,13 @@ void MainWindow::onModelLoaded(quint64 job, const ModelSummary& summary)
     m_summary = summary;
     m_summaryPanel->setSummary(summary);
     m_sampling->setModelLoops(summary.loops);
+    // Exact attention maps and lens token texts use the same (read-only) model from the GUI side.
+    const std::shared_ptr<const Model> model = m_worker->sharedModel();
+    m_exactService->setModel(model, m_settings->threads());
+    m_loopsView->setTokenText([model](int32_t id) {
+        const Tokenizer* t = model ? model->tokenizer() : nullptr;
+        return t ? QString::fromStdString(t->pieceText(id)) : QStringLiteral("#%1").arg(id);
+    });
     m_document->clear();
     // The designated multi-context heads come from the config (a few bytes; already validated by the load).
     QList<QPair<int, int>> mchHeads;
@@ -632,6 +713,7 @@ bool MainWindow::startGeneration()
         job.promptText = m_prompt->toPlainText();
     }
     job.settings = m_sampling->settings();
+    job.capturePolicy = m_settings->capturePolicy();
     m_settings->setSampling(job.settings);
 
     m_genJob = ++m_lastJob;
@@ -712,10 +794,19 @@ void MainWindow::onGenerationFailed(quint64 job, const QString& message)
 
 bool MainWindow::showView(const QString& name)
 {
-    if (name == QLatin1String("routing") || name == QLatin1String("mch")) {
-        QDockWidget* dock = name == QLatin1String("routing") ? m_routingDock : m_mchDock;
+    if (name == QLatin1String("heatmap") || name == QLatin1String("loops") || name == QLatin1String("routing") ||
+        name == QLatin1String("mch")) {
+        QDockWidget* dock = name == QLatin1String("heatmap")   ? m_heatDock
+                            : name == QLatin1String("loops")   ? m_loopsDock
+                            : name == QLatin1String("routing") ? m_routingDock
+                                                               : m_mchDock;
         dock->show();
         dock->raise();
+        // The views need room: give the dock most of the window's height.
+        resizeDocks({dock}, {int(height() * 0.62)}, Qt::Vertical);
+        // Again once the dock's layout has settled (a freshly shown dock ignores the first request).
+        QTimer::singleShot(0, dock, [this, dock] { resizeDocks({dock}, {int(height() * 0.62)}, Qt::Vertical); });
+        dock->widget()->setFocus();
         return true;
     }
     if (name != QLatin1String("tokens")) return false;

@@ -7,6 +7,8 @@
 #include <QMainWindow>
 #include <QThread>
 
+#include <memory>
+
 class QAction;
 class QActionGroup;
 class QCheckBox;
@@ -23,8 +25,12 @@ class QToolButton;
 
 namespace sage {
 
+class AttentionHeatmapView;
 class EngineWorker;
 class MchStreamsView;
+class ExactAttentionService;
+class LoopComparisonView;
+class Trace;
 class ModelSummaryPanel;
 class RoutingView;
 class RunDocument;
@@ -89,6 +95,12 @@ public:
     ModelSummaryPanel* modelSummaryPanel() const { return m_summaryPanel; }
     QAction* generateAction() const { return m_generateAction; }
     QAction* stopAction() const { return m_stopAction; }
+    AttentionHeatmapView* heatmapView() const { return m_heatmapView; }
+    LoopComparisonView* loopComparisonView() const { return m_loopsView; }
+    // True while a view builds its image or fetches an exact map (automation waits for it before a screenshot).
+    bool isViewBusy(const QString& name) const;
+    // The status bar's trace memory text ("Trace: off" without capture).
+    QString traceStatusText() const;
     // Decode tokens per second of the running (or last) generation.
     double tokensPerSecond() const { return m_tokensPerSecond; }
 
@@ -133,6 +145,9 @@ private:
     void onStepsAppended(quint64 job, int first, const QList<GeneratedStep>& steps);
     void onGenerationFinished(quint64 job, const GenerationStats& stats);
     void onGenerationFailed(quint64 job, const QString& message);
+    void onTraceStarted(quint64 job, std::shared_ptr<const Trace> trace);
+    void updateTraceLabel();
+    void createTraceViews();
 
     WorkbenchSettings* m_settings;
     QThread m_engineThread;
@@ -183,6 +198,13 @@ private:
     QDockWidget* m_mchDock = nullptr;
     RoutingView* m_routingView = nullptr;
     MchStreamsView* m_mchView = nullptr;
+
+    // Trace views (docks)
+    AttentionHeatmapView* m_heatmapView = nullptr;
+    LoopComparisonView* m_loopsView = nullptr;
+    QDockWidget* m_heatDock = nullptr;
+    QDockWidget* m_loopsDock = nullptr;
+    ExactAttentionService* m_exactService = nullptr;
 
     // Status bar
     QProgressBar* m_progress = nullptr;

@@ -30,6 +30,17 @@ PreferencesDialog::PreferencesDialog(const WorkbenchSettings& settings, QWidget*
     m_theme->setCurrentIndex(settings.theme() == WorkbenchSettings::Theme::Dark ? 1 : 0);
     form->addRow(tr("Theme"), m_theme);
 
+    m_capture = new QComboBox(this);
+    m_capture->setObjectName("capturePolicy");
+    m_capture->addItem(tr("Off"), "off");
+    m_capture->addItem(tr("Summary (gates, norms, lens; no attention rows)"), "summary");
+    m_capture->addItem(tr("Standard (+ top-k attention of every head)"), "standard");
+    m_capture->addItem(tr("Full (every attention row and logits)"), "full");
+    m_capture->setCurrentIndex(std::max(0, m_capture->findData(settings.capturePolicy())));
+    m_capture->setToolTip(tr("What the trace of a run keeps; applies from the next generation. Attention maps "
+                             "that were not kept are recomputed on demand."));
+    form->addRow(tr("Capture"), m_capture);
+
     m_reopen = new QCheckBox(tr("Reopen the last model at start"), this);
     m_reopen->setChecked(settings.reopenLastModel());
     form->addRow(QString(), m_reopen);
@@ -55,11 +66,17 @@ bool PreferencesDialog::reopenLastModel() const
     return m_reopen->isChecked();
 }
 
+QString PreferencesDialog::capturePolicy() const
+{
+    return m_capture->currentData().toString();
+}
+
 void PreferencesDialog::store(WorkbenchSettings& settings) const
 {
     settings.setThreads(threads());
     settings.setTheme(theme());
     settings.setReopenLastModel(reopenLastModel());
+    settings.setCapturePolicy(capturePolicy());
 }
 
 } // namespace sage

@@ -21,6 +21,7 @@ public:
     int threads() const;
     WorkbenchSettings::Theme theme() const;
     bool reopenLastModel() const;
+    QString capturePolicy() const;
     // Writes the dialog's values into settings.
     void store(WorkbenchSettings& settings) const;
 
@@ -28,6 +29,7 @@ private:
     QSpinBox* m_threads = nullptr;
     QComboBox* m_theme = nullptr;
     QCheckBox* m_reopen = nullptr;
+    QComboBox* m_capture = nullptr;
 };
 
 } // namespace sage

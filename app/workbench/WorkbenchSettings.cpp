@@ -102,6 +102,22 @@ void WorkbenchSettings::setTokenColorMode(const QString& mode)
     m_settings->setValue("ui/tokenColorMode", mode);
 }
 
+QStringList WorkbenchSettings::capturePolicies()
+{
+    return {QStringLiteral("off"), QStringLiteral("summary"), QStringLiteral("standard"), QStringLiteral("full")};
+}
+
+QString WorkbenchSettings::capturePolicy() const
+{
+    const QString p = m_settings->value("capture/policy", "standard").toString();
+    return capturePolicies().contains(p) ? p : QStringLiteral("standard");
+}
+
+void WorkbenchSettings::setCapturePolicy(const QString& policy)
+{
+    m_settings->setValue("capture/policy", capturePolicies().contains(policy) ? policy : QStringLiteral("standard"));
+}
+
 QByteArray WorkbenchSettings::windowGeometry() const
 {
     return m_settings->value("window/geometry").toByteArray();

@@ -41,6 +41,11 @@ public:
     QString tokenColorMode() const;
     void setTokenColorMode(const QString& mode);
 
+    // Capture policy of new runs: "off", "summary", "standard" (default) or "full".
+    QString capturePolicy() const;
+    void setCapturePolicy(const QString& policy);
+    static QStringList capturePolicies();
+
     QByteArray windowGeometry() const;
     QByteArray windowState() const;
     void setWindowLayout(const QByteArray& geometry, const QByteArray& state);

@@ -53,6 +53,8 @@ struct GenerationJob {
     QString promptText;
     QList<int> promptIds;
     GenerationSettings settings;
+    // Capture policy of the run's trace: "off", "summary", "standard" or "full" (CapturePolicy presets).
+    QString capturePolicy = QStringLiteral("off");
 };
 
 // The end of one generation, as the status bar reports it.

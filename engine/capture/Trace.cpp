@@ -94,7 +94,7 @@ void Trace::clear()
     m_bytes = 0;
 }
 
-int Trace::addListener(Listener listener)
+int Trace::addListener(Listener listener) const
 {
     std::lock_guard lock(m_listenerMutex);
     const int id = m_nextListener++;
@@ -102,7 +102,7 @@ int Trace::addListener(Listener listener)
     return id;
 }
 
-void Trace::removeListener(int id)
+void Trace::removeListener(int id) const
 {
     std::lock_guard lock(m_listenerMutex);
     m_listeners.erase(id);

@@ -57,8 +57,9 @@ public:
     // Forgets every step (listeners are told nothing; a new run starts).
     void clear();
 
-    int addListener(Listener listener);
-    void removeListener(int id);
+    // Listening does not change the trace, so readers holding a const Trace may listen too.
+    int addListener(Listener listener) const;
+    void removeListener(int id) const;
 
     static uint64_t recordBytes(const StepRecord& s);
 
@@ -68,9 +69,9 @@ private:
     std::vector<StepPtr> m_steps;
     int64_t m_origin = 0;
     uint64_t m_bytes = 0;
-    std::mutex m_listenerMutex;
-    std::map<int, Listener> m_listeners;
-    int m_nextListener = 1;
+    mutable std::mutex m_listenerMutex;
+    mutable std::map<int, Listener> m_listeners;
+    mutable int m_nextListener = 1;
 };
 
 } // namespace sage

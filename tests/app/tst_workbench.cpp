@@ -4,12 +4,17 @@
 #include "app/workbench/ModelSummaryPanel.h"
 #include "app/workbench/SamplingPanel.h"
 #include "app/workbench/WorkbenchSettings.h"
+#include "engine/capture/Trace.h"
 #include "engine/cpu/ThreadPool.h"
 #include "engine/io/SafeTensorsWriter.h"
 #include "engine/model/Model.h"
 #include "engine/runtime/Generator.h"
 #include "engine/runtime/InferenceSession.h"
 #include "engine/tokenizer/Tokenizer.h"
+#include "viz/AttentionHeatmapView.h"
+#include "viz/GateStatsModel.h"
+#include "viz/HeatmapCanvas.h"
+#include "viz/LoopComparisonView.h"
 #include "viz/RunDocument.h"
 #include "viz/TokenStreamModel.h"
 
@@ -394,6 +399,78 @@ private slots:
         w.setPersistState(false);
     }
 
+    void captureFeedsTheTraceViews()
+    {
+        // The bundled model with the default capture policy (standard); never asserts specific tokens.
+        WorkbenchSettings settings(m_tmp.filePath("capture.ini"));
+        QCOMPARE(settings.capturePolicy(), QStringLiteral("standard"));
+        MainWindow w(&settings);
+        w.setPersistState(false);
+        w.show();
+        w.openModel(MainWindow::bundledModelFolder());
+        waitForState(w, MainWindow::State::Ready);
+        QCOMPARE(w.traceStatusText(), QStringLiteral("Trace: off"));
+        w.setPromptText("def add(a, b):");
+        GenerationSettings gs;
+        gs.maxTokens = 24;
+        w.samplingPanel()->setSettings(gs);
+        QSignalSpy finished(&w, &MainWindow::generationFinished);
+        QVERIFY(w.startGeneration());
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+
+        const std::shared_ptr<const Trace> trace = w.document()->trace();
+        QVERIFY(trace);
+        QCOMPARE(trace->info().policy, std::string("standard"));
+        // Every position of the final sequence is in the trace, and all of it reached the GUI.
+        QCOMPARE(trace->size(), int64_t(w.document()->positionCount()));
+        QTRY_COMPARE(w.document()->traceStepCount(), qint64(trace->size()));
+        const QString label = w.traceStatusText();
+        QVERIFY2(label.contains("MiB") && label.contains("standard"), qPrintable(label));
+        QVERIFY(trace->bytes() > 0);
+
+        // Heatmap: the short finished sequence's partial map is made exact automatically.
+        AttentionHeatmapView* heat = w.heatmapView();
+        QTRY_VERIFY_WITH_TIMEOUT(heat->matrix() && !heat->isBusy() && heat->isShowingExact(), 60000);
+        QCOMPARE(heat->matrix()->rows, int(trace->size()));
+        QVERIFY(!heat->isShowingPartial());
+        QVERIFY2(heat->statusText().contains("exact"), qPrintable(heat->statusText()));
+        const QImage image = heat->canvas()->image();
+        QCOMPARE(image.size(), QSize(int(trace->size()), int(trace->size())));
+        QSet<QRgb> colours;
+        for (int y = 0; y < image.height(); ++y)
+            for (int x = 0; x < image.width(); ++x) colours.insert(image.pixel(x, y));
+        QVERIFY2(colours.size() > 3, qPrintable(QString::number(colours.size())));
+        // Causal: nothing above the diagonal (value 0 = the colour map's first colour).
+        QCOMPARE(image.pixel(image.width() - 1, 0), image.pixel(image.width() - 2, 1));
+        // Exact rows sum to 1.
+        for (int r = 0; r < heat->matrix()->rows; ++r) {
+            double sum = 0;
+            for (int c = 0; c < heat->matrix()->cols; ++c) sum += heat->matrix()->at(r, c);
+            QVERIFY(std::fabs(sum - 1.0) < 1e-4);
+        }
+
+        // Loops: maps, the lens table (one row per position) and the gate statistics (loop 2 x 4 layers).
+        LoopComparisonView* loops = w.loopComparisonView();
+        QVERIFY(w.showView("loops"));
+        // Its partial maps are made exact too (short finished run).
+        QTRY_VERIFY_WITH_TIMEOUT(loops->firstMatrix() && !loops->isBusy() && loops->statusText().contains("exact"),
+                                 60000);
+        QVERIFY(!loops->firstMatrix()->isPartial() && !loops->laterMatrix()->isPartial());
+        QCOMPARE(loops->laterMatrix()->rows, int(trace->size()));
+        QVERIFY(!loops->differenceCanvas()->image().isNull());
+        QCOMPARE(loops->lensModel()->rowCount(), int(trace->size()));
+        QCOMPARE(loops->gateModel()->rowCount(), 4);
+        QCOMPARE(loops->gateModel()->index(0, 0).data(GateStatsModel::CountRole).toLongLong(), qint64(trace->size()));
+
+        // Capture off: no trace, and the status bar says so.
+        settings.setCapturePolicy("off");
+        QVERIFY(w.startGeneration());
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 60000);
+        QVERIFY(!w.document()->trace());
+        QCOMPARE(w.traceStatusText(), QStringLiteral("Trace: off"));
+        QVERIFY(heat->canvas()->image().isNull());
+    }
+
     void screenshotAutomationWritesAPng()
     {
         const QString png = m_tmp.filePath("shot.png");
@@ -422,6 +499,17 @@ private slots:
         const QString err = QString::fromLocal8Bit(p.readAllStandardError());
         QVERIFY2(err.contains("error") && err.contains("config.json"), qPrintable(err));
         QVERIFY(!QFile::exists(m_tmp.filePath("never.png")));
+
+        // The trace views render after generation and are in the screenshot.
+        for (const QString view : {"heatmap", "loops"}) {
+            const QString viewPng = m_tmp.filePath(view + ".png");
+            p.start(SAGE_WORKBENCH_PATH,
+                    {"--settings", m_tmp.filePath("shot.ini"), "--model", kGolden + "loop2_moe", "--tokens", "1,5,9,13",
+                     "--generate", "12", "--view", view, "--screenshot", viewPng});
+            QVERIFY(p.waitForFinished(120000));
+            QVERIFY2(p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0, p.readAllStandardError().constData());
+            QVERIFY(!QImage(viewPng).isNull());
+        }
 
         p.start(SAGE_WORKBENCH_PATH, {"--view", "nonsense", "--screenshot", png});
         QVERIFY(p.waitForFinished(120000));

@@ -1,7 +1,7 @@
-// The trace models of the routing and MCH views over a hand-built trace (SyntheticTrace.h): exact values,
+// The trace models of the routing and MCH views over a hand-built trace (SyntheticRoutingTrace.h): exact values,
 // every model under QAbstractItemModelTester, and incremental growth when the trace is appended from another
 // thread (rows inserted in one batch, never a reset).
-#include "SyntheticTrace.h"
+#include "SyntheticRoutingTrace.h"
 
 #include "viz/ExpertColors.h"
 #include "viz/ExpertLoadModel.h"
@@ -92,7 +92,7 @@ private slots:
         feed.setTrace(syntheticTrace());
         QCOMPARE(model.rowCount(), kExperts);
         QCOMPARE(model.columnCount(), 2);
-        // 5 positions x 2 layers x top-2 = 20 slots per loop (counted by hand in SyntheticTrace.h's scheme).
+        // 5 positions x 2 layers x top-2 = 20 slots per loop (counted by hand in SyntheticRoutingTrace.h's scheme).
         const double loop1[] = {0.30, 0.25, 0.20, 0.25};
         const double loop2[] = {0.25, 0.30, 0.25, 0.20};
         for (int e = 0; e < kExperts; ++e) {

@@ -1,7 +1,7 @@
-// The routing and MCH views drawn offscreen from the hand-built trace (SyntheticTrace.h): grid cells and legend
+// The routing and MCH views drawn offscreen from the hand-built trace (SyntheticRoutingTrace.h): grid cells and legend
 // swatches have their expert's colour at known places, clicks select, the charts read the models through their
 // mappers, designated heads stand out, and appended steps grow the views without a reset.
-#include "SyntheticTrace.h"
+#include "SyntheticRoutingTrace.h"
 
 #include "viz/ExpertColors.h"
 #include "viz/ExpertLegend.h"

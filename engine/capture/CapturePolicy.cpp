@@ -8,6 +8,12 @@
 
 namespace sage {
 
+namespace {
+// Full rows of the standard preset's designated heads are kept up to this many keys: every row of a short run,
+// and at 4k context about 0.25 KB per token on average for the bundled model's four designated heads.
+constexpr int64_t kStandardFullRowMaxKeys = 256;
+} // namespace
+
 CapturePolicy CapturePolicy::preset(CapturePreset preset, const ModelConfig& config)
 {
     using namespace CaptureKind;
@@ -23,6 +29,7 @@ CapturePolicy CapturePolicy::preset(CapturePreset preset, const ModelConfig& con
         p.m_name = "standard";
         p.m_kinds = Attention | Gates | StreamStats | RouterProbs | RouterChoice | Residual | LogitLens;
         p.m_fullHeads = mch;
+        p.m_fullRowMaxKeys = kStandardFullRowMaxKeys;
         p.m_attnTopK = 4;
         break;
     case CapturePreset::Full:
@@ -71,12 +78,16 @@ CaptureEstimate CapturePolicy::estimate(const ModelConfig& c, int64_t tokens) co
     using namespace CaptureKind;
     const int64_t T = std::max<int64_t>(tokens, 1);
     const int64_t H = c.numAttentionHeads, W = c.loopWindowSize;
-    // Mean row lengths over positions 0..T-1: global p+1, local min(p+1, W).
-    const double meanGlobal = double(T + 1) / 2.0;
-    double sumLocal = 0;
-    for (int64_t p = 0; p < std::min(T, W); ++p) sumLocal += double(p + 1);
-    sumLocal += double(std::max<int64_t>(0, T - W)) * double(W);
-    const double meanLocal = sumLocal / double(T);
+    // Mean kept full-row lengths and fractions of positions with a kept full row, over positions 0..T-1:
+    // global rows have p+1 keys, local rows min(p+1, W); rows over the key limit are not kept.
+    double sumGlobal = 0, sumLocal = 0, nGlobal = 0, nLocal = 0;
+    for (int64_t p = 0; p < T; ++p) {
+        const int64_t g = p + 1, l = std::min<int64_t>(p + 1, W);
+        if (keepsFullRow(g)) sumGlobal += double(g), nGlobal += 1;
+        if (keepsFullRow(l)) sumLocal += double(l), nLocal += 1;
+    }
+    const double meanGlobal = sumGlobal / double(T), meanLocal = sumLocal / double(T);
+    const double fracGlobal = nGlobal / double(T), fracLocal = nLocal / double(T);
 
     double perToken = double(sizeof(StepRecord)) + 64.0; // step header, choice, alternatives
     for (int64_t loop = 1; loop <= c.loopNum; ++loop) {
@@ -94,8 +105,9 @@ CaptureEstimate CapturePolicy::estimate(const ModelConfig& c, int64_t tokens) co
                 for (int64_t h = 0; h < H; ++h) {
                     const uint32_t s = headStreams(loop, L, h);
                     if (!fullRows(L, h)) continue;
-                    if (s & StreamBits::Global) perToken += meanGlobal * 4 + double(sizeof(FullAttentionRow));
-                    if (s & StreamBits::Local) perToken += meanLocal * 4 + double(sizeof(FullAttentionRow));
+                    if (s & StreamBits::Global)
+                        perToken += meanGlobal * 4 + fracGlobal * double(sizeof(FullAttentionRow));
+                    if (s & StreamBits::Local) perToken += meanLocal * 4 + fracLocal * double(sizeof(FullAttentionRow));
                 }
             }
         }

@@ -27,7 +27,9 @@ struct CaptureEstimate {
 // Presets (docs/capture.md has the bytes per token):
 //   summary:  gates, stream norms and divergence, chosen experts, residual norms, logit lens after each loop;
 //             no attention rows (recompute them on demand).
-//   standard: summary + full router softmax + top-k summaries of every head's rows + full rows of mch_heads.
+//   standard: summary + full router softmax + top-k summaries of every head's rows + full rows of mch_heads
+//             while a row has at most 256 keys (longer rows of those heads keep the top-k summary; the exact
+//             map is recomputed on demand), so the trace stays within 2x the KV cache at 4k context.
 //   full:     everything: full rows of every head and stream, final logits of every position.
 // Selections (loops, layers, heads) are empty = all. Loops are 1-based, layers and heads 0-based.
 class CapturePolicy
@@ -58,6 +60,12 @@ public:
     void setFullHeads(std::set<std::pair<int64_t, int64_t>> heads) { m_fullHeads = std::move(heads); }
     bool fullRowsForAllHeads() const { return m_fullAll; }
     const std::set<std::pair<int64_t, int64_t>>& fullHeads() const { return m_fullHeads; }
+
+    // Full rows are kept only while they have at most this many keys (0: no limit); longer rows of full-row
+    // heads fall back to the top-k summary. Bounds the O(T^2) growth of full rows on long contexts.
+    void setFullRowMaxKeys(int64_t keys) { m_fullRowMaxKeys = keys; }
+    int64_t fullRowMaxKeys() const { return m_fullRowMaxKeys; }
+    bool keepsFullRow(int64_t keys) const { return m_fullRowMaxKeys <= 0 || keys <= m_fullRowMaxKeys; }
 
     // Entries kept per attention row of a head without full rows (0: rows of those heads are not kept at all).
     void setAttentionTopK(int k) { m_attnTopK = k; }
@@ -97,6 +105,7 @@ private:
     bool m_fullAll = false;
     std::set<std::pair<int64_t, int64_t>> m_fullHeads;
     int m_attnTopK = 0;
+    int64_t m_fullRowMaxKeys = 0;
     int m_lensTopK = 5;
     uint64_t m_budget = 0;
 };

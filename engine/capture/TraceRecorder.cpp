@@ -78,12 +78,18 @@ uint32_t TraceRecorder::beginForward(int64_t p0, std::span<const int32_t> tokens
         m_pending.push_back(std::move(s));
     }
     m_nextChoice.reset();
+    m_finalFor = nullptr; // the final-softmax cache belongs to one forward call
     return m_policy.kinds() & CaptureKind::ForwardMask;
 }
 
 void TraceRecorder::endForward(bool ok)
 {
     if (ok) {
+        // Full rows over the policy's key limit were not filled (observeAttention): drop their slots.
+        if (m_policy.fullRowMaxKeys() > 0)
+            for (auto& step : m_pending)
+                for (LayerRecord& r : step->layers)
+                    std::erase_if(r.fullRows, [](const FullAttentionRow& f) { return f.probs.empty(); });
         std::vector<Trace::StepPtr> steps(m_pending.begin(), m_pending.end());
         m_trace.append(std::move(steps));
     }
@@ -157,7 +163,7 @@ void TraceRecorder::observeAttention(int64_t /*loop*/, int64_t /*layer*/, int64_
     LayerRecord& r = current(i);
     const int64_t slot = head * r.streams + int64_t(stream);
     const int32_t f = m_fullIndex[size_t(slot)];
-    if (f >= 0) {
+    if (f >= 0 && m_policy.keepsFullRow(count)) {
         FullAttentionRow& row = r.fullRows[size_t(f)];
         row.firstKey = int32_t(firstKey);
         row.probs.assign(probs, probs + count);
@@ -214,14 +220,17 @@ const std::vector<float>& TraceRecorder::gram(int64_t layer)
 void TraceRecorder::observeStreams(int64_t /*loop*/, int64_t layer, int64_t head, int64_t i, const float* a,
                                    const float* b, float g)
 {
+    // ||o_proj_h x||^2 = x^T G x with the head's Gram matrix G = W_h^T W_h ([hd, hd], precomputed): hd^2 work
+    // instead of D * hd. Float rows (vectorised) with double accumulation of the hd row results.
     const int64_t hd = m_model.config().headDim;
     const float* G = m_gram[size_t(layer)].data() + head * hd * hd;
     double qa = 0, qb = 0, ab = 0, aa = 0, bb = 0;
     for (int64_t x = 0; x < hd; ++x) {
-        double ga = 0, gb = 0;
+        const float* gx = G + x * hd;
+        float ga = 0, gb = 0;
         for (int64_t y = 0; y < hd; ++y) {
-            ga += double(G[x * hd + y]) * a[y];
-            gb += double(G[x * hd + y]) * b[y];
+            ga += gx[y] * a[y];
+            gb += gx[y] * b[y];
         }
         qa += double(a[x]) * ga;
         qb += double(b[x]) * gb;
@@ -276,26 +285,45 @@ void TraceRecorder::observeLens(int64_t loop, int64_t layer, int64_t i0, int64_t
 {
     const int64_t V = m_model.config().vocabSize;
     const int k = std::max(0, m_policy.lensTopK());
-    const bool same = lens == final; // the last loop: the lens is the output itself, KL 0
-    std::vector<float> pl(static_cast<size_t>(V)), pf(same ? 0 : static_cast<size_t>(V)); // [V] each
+    // The final rows' softmax, once per forward call: `final` points at row i0 of that call's [n, V] logits.
+    const float* base = final - i0 * V;
+    const int64_t total = int64_t(m_pending.size());
+    if (m_finalFor != base || int64_t(m_finalSum.size()) != total) {
+        m_finalFor = base;
+        m_finalExp.resize(size_t(total * V));
+        m_finalSum.assign(size_t(total), -1.0); // computed lazily per row
+        m_finalMax.resize(size_t(total));
+    }
+    std::vector<float> pl(static_cast<size_t>(V)); // [V]
     for (int64_t r = 0; r < rows; ++r) {
+        const int64_t row = i0 + r;
         const float* l = lens + r * V;
-        const float* f = final + r * V;
-        // Softmax of both rows (two exponentials per entry); KL(final || lens) = sum pf * (log pf - log pl)
-        // with log pf - log pl = (f - l) - (log Zf - log Zl), so no logarithm per entry.
-        float ml = l[0], mf = f[0];
-        for (int64_t v = 1; v < V; ++v) {
-            ml = std::max(ml, l[v]);
-            mf = std::max(mf, f[v]);
+        const float* f = base + row * V;
+        float* pf = m_finalExp.data() + row * V;
+        if (m_finalSum[size_t(row)] < 0) {
+            float mf = f[0];
+            for (int64_t v = 1; v < V; ++v) mf = std::max(mf, f[v]);
+            double sf = 0;
+            for (int64_t v = 0; v < V; ++v) sf += pf[v] = std::exp(f[v] - mf);
+            m_finalMax[size_t(row)] = mf;
+            m_finalSum[size_t(row)] = sf;
         }
-        double sl = 0, sf = 0;
-        for (int64_t v = 0; v < V; ++v) sl += pl[size_t(v)] = std::exp(l[v] - ml);
-        double kl = 0;
+        const float mf = m_finalMax[size_t(row)];
+        const double sf = m_finalSum[size_t(row)];
+        const bool same = l == f; // the last loop: the lens is the output itself, KL 0
+        // KL(final || lens) = sum pf * (log pf - log pl) with log pf - log pl = (f - l) - (log Zf - log Zl), so
+        // no logarithm per entry.
+        const float* pe = pf;
+        double sl = sf, kl = 0;
         if (!same) {
-            for (int64_t v = 0; v < V; ++v) sf += pf[size_t(v)] = std::exp(f[v] - mf);
+            float ml = l[0];
+            for (int64_t v = 1; v < V; ++v) ml = std::max(ml, l[v]);
+            sl = 0;
+            for (int64_t v = 0; v < V; ++v) sl += pl[size_t(v)] = std::exp(l[v] - ml);
             const double dz = (double(mf) + std::log(sf)) - (double(ml) + std::log(sl));
-            for (int64_t v = 0; v < V; ++v) kl += double(pf[size_t(v)]) * ((double(f[v]) - double(l[v])) - dz);
+            for (int64_t v = 0; v < V; ++v) kl += double(pf[v]) * ((double(f[v]) - double(l[v])) - dz);
             kl /= sf;
+            pe = pl.data();
         }
         const float inv = float(1.0 / sl);
         LensRecord rec;
@@ -305,10 +333,10 @@ void TraceRecorder::observeLens(int64_t loop, int64_t layer, int64_t i0, int64_t
         rec.tokens.resize(size_t(k));
         rec.probs.resize(size_t(k));
         if (k > 0) {
-            topK(pl.data(), V, k, rec.tokens.data(), rec.probs.data());
+            topK(pe, V, k, rec.tokens.data(), rec.probs.data());
             for (float& p : rec.probs) p *= inv;
         }
-        m_pending[size_t(i0 + r)]->lens.push_back(std::move(rec));
+        m_pending[size_t(row)]->lens.push_back(std::move(rec));
     }
 }
 

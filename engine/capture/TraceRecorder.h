@@ -59,6 +59,12 @@ private:
     // Per layer: Gram matrices G_h = Wo_h^T Wo_h [H, hd, hd] of o_proj's head slices, so that
     // ||Wo_h x|| = sqrt(x^T G_h x) costs hd^2 instead of D * hd. Built on first use.
     std::vector<std::vector<float>> m_gram;
+    // Softmax of the final logits of the current forward call, row by row ([rows, V] probabilities / Z, and
+    // log Z per row), computed once and shared by every lens record against them.
+    const float* m_finalFor = nullptr;
+    std::vector<float> m_finalExp;  // [rows, V] exp(f - max f)
+    std::vector<double> m_finalSum; // [rows] sum of the row's exp
+    std::vector<float> m_finalMax;  // [rows]
 };
 
 } // namespace sage

@@ -21,7 +21,6 @@ namespace {
 
 // Up to this many tokens a matmul streams each weight row once and multiplies it with every token
 // (memory-bound); above it the weights are converted panel by panel and reused from cache (compute-bound).
-constexpr int64_t kMatvecMaxTokens = 4;
 
 // Below this many multiply-adds a matmul runs on the calling thread: waking workers costs more.
 constexpr int64_t kSerialMacs = 1 << 15;

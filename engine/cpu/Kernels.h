@@ -24,6 +24,9 @@ void setMaxIsa(Isa isa);
 // W is read in its stored dtype (F32, F16, BF16) and converted on the fly. Accumulation in f32.
 // Parallel over rows of W (and over blocks of T for large T) on `pool`.
 void matmul(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, float* y);
+// Products of at most this many rows take the matrix-vector path, which reads the weights once for all rows
+// and computes every row with exactly the operations it gets alone: batching rows there changes no bit.
+inline constexpr int64_t kMatvecMaxTokens = 4;
 
 // y[T, D] = x[t, :] * rsqrt(mean(x[t, :]^2) + eps) * weight[:]; weight is a 1-D view with D entries.
 // y may alias x.

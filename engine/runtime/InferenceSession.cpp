@@ -156,27 +156,51 @@ void InferenceSession::forward(std::span<const int32_t> tokens, bool allPosition
 
     // Final norm once, after the last loop; the head only for the rows asked for.
     const int64_t rows = allPositions ? n : 1;
+    const int64_t V = c.vocabSize;
     const float* hLast = m_h.data() + (n - rows) * D;
     cpu::rmsnorm(hLast, rows, D, m_model.finalNorm(), float(c.rmsNormEps), m_x.data());
-    logits.resize(size_t(rows * c.vocabSize));
-    cpu::matmul(m_pool, m_x.data(), rows, m_model.lmHead(), logits.data());
-
-    // Capture: the final logits of every row (computed apart from the caller's rows above, so that capture
-    // never changes the returned numbers), then the logit lens of the kept residual streams against them.
-    if (forwardKinds != 0 || !m_lensHidden.empty()) {
-        const int64_t V = c.vocabSize;
-        if (rows == n) {
-            m_captureLogits = logits; // the same rows, computed above
-        } else {
-            m_captureLogits.resize(size_t(n * V));
-            cpu::rmsnorm(m_h.data(), n, D, m_model.finalNorm(), float(c.rmsNormEps), m_x.data());
-            cpu::matmul(m_pool, m_x.data(), n, m_model.lmHead(), m_captureLogits.data());
-        }
+    logits.resize(size_t(rows * V));
+    const bool capturing = forwardKinds != 0 || !m_lensHidden.empty();
+    const int64_t lensRows = int64_t(m_lensHidden.size()) * n;
+    if (capturing && rows == n && lensRows > 0 && n + lensRows <= cpu::kMatvecMaxTokens) {
+        // Decode with a logit lens: the lens rows share the head's weight pass with the final rows. Rows of a
+        // matrix-vector product are bit-identical to the same rows alone (cpu::kMatvecMaxTokens), so the
+        // returned logits are unchanged and the lens costs a few dot products instead of a second lm_head read.
+        m_lensX.resize(size_t((n + lensRows) * D)); // [final rows; lens rows of each saved stream] x D
+        std::memcpy(m_lensX.data(), m_x.data(), size_t(n * D) * sizeof(float));
+        for (size_t s = 0; s < m_lensHidden.size(); ++s)
+            cpu::rmsnorm(m_lensHidden[s].h.data(), n, D, m_model.finalNorm(), float(c.rmsNormEps),
+                         m_lensX.data() + (int64_t(s) + 1) * n * D);
+        m_lensLogits.resize(size_t((n + lensRows) * V));
+        cpu::matmul(m_pool, m_lensX.data(), n + lensRows, m_model.lmHead(), m_lensLogits.data());
+        std::memcpy(logits.data(), m_lensLogits.data(), size_t(n * V) * sizeof(float));
+        m_captureLogits.assign(m_lensLogits.begin(), m_lensLogits.begin() + n * V);
         if (forwardKinds & CaptureKind::Logits) m_hook->observeLogits(m_captureLogits.data());
-        for (const SavedHidden& s : m_lensHidden) deliverLens(s.loop, s.layer, s.h.data(), n, m_captureLogits.data());
+        for (size_t s = 0; s < m_lensHidden.size(); ++s)
+            m_hook->observeLens(m_lensHidden[s].loop, m_lensHidden[s].layer, 0, n,
+                                m_lensLogits.data() + (int64_t(s) + 1) * n * V, m_captureLogits.data());
         if (forwardKinds & CaptureKind::LogitLens)
             m_hook->observeLens(m_loops, -1, 0, n, m_captureLogits.data(), m_captureLogits.data());
         m_lensHidden.clear();
+    } else {
+        cpu::matmul(m_pool, m_x.data(), rows, m_model.lmHead(), logits.data());
+        // Capture: the final logits of every row (computed apart from the caller's rows above, so that capture
+        // never changes the returned numbers), then the logit lens of the kept residual streams against them.
+        if (capturing) {
+            if (rows == n) {
+                m_captureLogits = logits; // the same rows, computed above
+            } else {
+                m_captureLogits.resize(size_t(n * V));
+                cpu::rmsnorm(m_h.data(), n, D, m_model.finalNorm(), float(c.rmsNormEps), m_x.data());
+                cpu::matmul(m_pool, m_x.data(), n, m_model.lmHead(), m_captureLogits.data());
+            }
+            if (forwardKinds & CaptureKind::Logits) m_hook->observeLogits(m_captureLogits.data());
+            for (const SavedHidden& s : m_lensHidden)
+                deliverLens(s.loop, s.layer, s.h.data(), n, m_captureLogits.data());
+            if (forwardKinds & CaptureKind::LogitLens)
+                m_hook->observeLens(m_loops, -1, 0, n, m_captureLogits.data(), m_captureLogits.data());
+            m_lensHidden.clear();
+        }
     }
 
     // Commit: the call succeeded, so the new positions become part of the state.
@@ -354,8 +378,8 @@ void InferenceSession::feedForward(const LayerWeights& w, int64_t n, int64_t loo
     const int64_t E = c.numExperts, K = c.numExpertsPerTok;
     m_router.resize(size_t(n * E));
     cpu::matmul(m_pool, m_x.data(), n, w.router, m_router.data()); // [n, E]
-    std::vector<int32_t> chosen(size_t(n * K));  // [n, K] expert ids, most probable first
-    std::vector<float> weight(size_t(n * K));    // [n, K]
+    std::vector<int32_t> chosen(size_t(n * K));                    // [n, K] expert ids, most probable first
+    std::vector<float> weight(size_t(n * K));                      // [n, K]
     std::vector<int32_t> order(static_cast<size_t>(E));
     for (int64_t i = 0; i < n; ++i) {
         float* p = m_router.data() + i * E;

@@ -37,7 +37,7 @@ class InferenceSession
 public:
     InferenceSession(const Model& model, cpu::ThreadPool& pool, SessionOptions options = {});
     ~InferenceSession();
-    InferenceSession(const InferenceSession&);            // deep copy of the caches (branching)
+    InferenceSession(const InferenceSession&); // deep copy of the caches (branching)
     InferenceSession& operator=(const InferenceSession&) = delete;
 
     const Model& model() const { return m_model; }
@@ -65,7 +65,7 @@ public:
 
 private:
     struct LayerCache {
-        std::vector<float> k1, v1;           // [capacity, KV, hd]
+        std::vector<float> k1, v1;                    // [capacity, KV, hd]
         std::vector<std::vector<float>> kRing, vRing; // per loop >= 2: [W, KV, hd]
     };
 
@@ -87,18 +87,18 @@ private:
     std::vector<LayerCache> m_cache;
 
     // Scratch for one forward call of n tokens.
-    std::vector<float> m_h;     // [n, D] residual stream
-    std::vector<float> m_x;     // [n, D] normed input
-    std::vector<float> m_q;     // [n, H*hd]
-    std::vector<float> m_k;     // [n, KV*hd]
-    std::vector<float> m_v;     // [n, KV*hd]
-    std::vector<float> m_attn;  // [n, H*hd] mixed attention output, before o_proj
-    std::vector<float> m_proj;  // [n, D]
-    std::vector<float> m_gate;  // [n, H] loop gate of the current layer
-    std::vector<float> m_gateW; // [H, hd] loop gate weights as f32
-    std::vector<float> m_ffnA, m_ffnB; // [m, F]
+    std::vector<float> m_h;               // [n, D] residual stream
+    std::vector<float> m_x;               // [n, D] normed input
+    std::vector<float> m_q;               // [n, H*hd]
+    std::vector<float> m_k;               // [n, KV*hd]
+    std::vector<float> m_v;               // [n, KV*hd]
+    std::vector<float> m_attn;            // [n, H*hd] mixed attention output, before o_proj
+    std::vector<float> m_proj;            // [n, D]
+    std::vector<float> m_gate;            // [n, H] loop gate of the current layer
+    std::vector<float> m_gateW;           // [H, hd] loop gate weights as f32
+    std::vector<float> m_ffnA, m_ffnB;    // [m, F]
     std::vector<float> m_ffnIn, m_ffnOut; // [m, D]
-    std::vector<float> m_router; // [n, E]
+    std::vector<float> m_router;          // [n, E]
     // New K/V of loops >= 2 for the current call, committed to the rings when the call succeeds.
     // Index [(loop - 2) * N + L]: [n, KV*hd] each.
     std::vector<std::vector<float>> m_pendingK, m_pendingV;
@@ -107,7 +107,8 @@ private:
     CaptureHook* m_hook = nullptr;
     std::vector<uint8_t> m_headStreams; // [H] StreamBits asked for the current layer
     std::vector<float> m_captureLogits; // [n, V] logits of every row of the call
-    std::vector<float> m_lensLogits;    // [chunk, V]
+    std::vector<float> m_lensLogits;    // [chunk, V], or [n + lens rows, V] when fused with the head
+    std::vector<float> m_lensX;         // [n + lens rows, D] normed rows of a fused head product
     // Residual streams kept for the logit lens: (loop, layer or -1, [n, D]).
     struct SavedHidden {
         int64_t loop, layer;

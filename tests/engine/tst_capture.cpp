@@ -152,6 +152,44 @@ private slots:
         }
     }
 
+    // Decode steps fuse the logit lens into the head's weight pass: the returned logits stay bit-identical to a
+    // run without capture, and the lens equals the lens computed by the unfused path (prefill) within 1e-4.
+    void decodeLensFusedWithHead()
+    {
+        const GoldenCase g = loadGoldenCase("loop2_moe");
+        auto model = Model::load(g.dir.toStdString());
+        cpu::ThreadPool pool(2);
+        const CapturePolicy policy = CapturePolicy::preset(CapturePreset::Standard, model->config());
+        InferenceSession plain(*model, pool), captured(*model, pool);
+        Trace decodeTrace;
+        TraceRecorder rec(*model, policy, decodeTrace);
+        captured.setCaptureHook(&rec);
+        std::vector<float> a, b;
+        for (size_t i = 0; i < g.tokens.size(); ++i) {
+            plain.forward(std::span<const int32_t>(&g.tokens[i], 1), false, a);
+            captured.forward(std::span<const int32_t>(&g.tokens[i], 1), false, b);
+            QVERIFY(a == b);
+        }
+        Trace prefillTrace;
+        TraceRecorder rec2(*model, policy, prefillTrace);
+        runCaptured(*model, pool, rec2, g.tokens, g.tokens.size());
+        QCOMPARE(decodeTrace.size(), prefillTrace.size());
+        for (int64_t t = 0; t < decodeTrace.size(); ++t) {
+            const auto& ld = decodeTrace.step(t)->lens;
+            const auto& lp = prefillTrace.step(t)->lens;
+            QCOMPARE(ld.size(), lp.size());
+            QVERIFY(!ld.empty());
+            for (size_t r = 0; r < ld.size(); ++r) {
+                QCOMPARE(ld[r].loop, lp[r].loop);
+                QVERIFY(std::fabs(ld[r].kl - lp[r].kl) <= 1e-4);
+                QCOMPARE(ld[r].tokens.size(), lp[r].tokens.size());
+                for (size_t k = 0; k < ld[r].probs.size(); ++k)
+                    QVERIFY(std::fabs(ld[r].probs[k] - lp[r].probs[k]) <= 1e-4);
+                QCOMPARE(ld[r].tokens[0], lp[r].tokens[0]);
+            }
+        }
+    }
+
     // Standard preset: full rows only for the config's mch_heads; the other heads keep top-k entries, the
     // remaining mass and the entropy of the exact row.
     void standardPresetSummaries()
@@ -215,6 +253,61 @@ private slots:
         // Standard keeps no logits; the trace is much smaller than the full one.
         QVERIFY(trace.step(0)->logits.empty());
         QVERIFY(!trace.step(0)->lens.empty());
+    }
+
+    // Full rows over the policy's key limit fall back to the top-k summary; the kept rows stay exact.
+    void fullRowKeyLimit()
+    {
+        const GoldenCase g = loadGoldenCase("loop2_dense_w4"); // mch_heads [[0,1],[1,0]], window 4
+        auto model = Model::load(g.dir.toStdString());
+        cpu::ThreadPool pool(1);
+        CapturePolicy policy = CapturePolicy::preset(CapturePreset::Standard, model->config());
+        QCOMPARE(policy.fullRowMaxKeys(), int64_t(256));
+        policy.setFullRowMaxKeys(5);
+        Trace trace;
+        TraceRecorder rec(*model, policy, trace);
+        runCaptured(*model, pool, rec, g.tokens, g.tokens.size());
+        const int64_t T = int64_t(g.tokens.size());
+        QVERIFY(T > 6);
+        const QString gdir = captureRoot() + "/loop2_dense_w4/";
+        int kept = 0, dropped = 0;
+        for (int loop = 1; loop <= 2; ++loop)
+            for (int s = 0; s < (loop == 1 ? 1 : 2); ++s) {
+                const std::vector<float> ref = NpyFile::read(
+                    (gdir + QString("attn.%1.loop%2.layer0.npy").arg(s ? "local" : "global").arg(loop)).toStdString());
+                for (int64_t t = 0; t < T; ++t) {
+                    const StepRecord& step = *trace.step(t);
+                    const int64_t keys = s ? std::min<int64_t>(t + 1, 4) : t + 1;
+                    const FullAttentionRow* f = step.fullRow(loop, 0, 1, uint8_t(s));
+                    QCOMPARE(f != nullptr, keys <= 5);
+                    const LayerRecord* r = step.layer(loop, 0);
+                    QVERIFY(!std::isnan(r->entropy[size_t(1 * r->streams + s)])); // summary always kept
+                    if (!f) {
+                        ++dropped;
+                        continue;
+                    }
+                    ++kept;
+                    QCOMPARE(int64_t(f->probs.size()), keys);
+                    for (size_t j = 0; j < f->probs.size(); ++j)
+                        QVERIFY(std::fabs(f->probs[j] - ref[size_t((1 * T + t) * T + f->firstKey) + j]) <= 1e-5);
+                }
+            }
+        QVERIFY(kept > 0 && dropped > 0);
+        // The estimate follows the limit: fewer bytes than without it.
+        CapturePolicy unlimited = policy;
+        unlimited.setFullRowMaxKeys(0);
+        QVERIFY(policy.estimate(model->config(), 100).bytesPerToken <
+                unlimited.estimate(model->config(), 100).bytesPerToken);
+    }
+
+    // The standard preset stays within 2x the KV cache at 4k context for the bundled model's shape.
+    void standardPresetWithinTwiceKvCache()
+    {
+        const ModelConfig c = ModelConfig::load(std::string(SAGE_SOURCE_DIR) + "/resources/models/sage-mini-coder");
+        QVERIFY(!c.mchHeads.empty());
+        const CaptureEstimate e = CapturePolicy::preset(CapturePreset::Standard, c).estimate(c, 4096);
+        QVERIFY2(e.totalBytes <= 2 * e.kvCacheBytes,
+                 qPrintable(QString("standard %1 bytes, KV cache %2 bytes").arg(e.totalBytes).arg(e.kvCacheBytes)));
     }
 
     // Explicit selection: only loop 2, layer 1, head 2, local stream, with full rows; nothing else.

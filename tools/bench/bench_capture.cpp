@@ -57,14 +57,15 @@ public:
 
 nlohmann::json bundledShape()
 {
-    // The bundled model's shape (docs/capture.md): vocab 4096, hidden 256, 6 layers, 8 heads on 4 KV heads,
-    // loop 2 with window 32, 8 experts top-2.
+    // The bundled model's shape (resources/models/sage-mini-coder/config.json): vocab 4096, hidden 256, 4 layers,
+    // 8 heads on 4 KV heads, loop 2 with window 16, 4 experts top-2, four designated heads in layer 0. Only the
+    // position limit is raised (the shipped model has 2048) so that 4k contexts can be measured.
     return {{"model_type", "sageloopcoder"},
             {"architectures", {"SAGELoopCoderForCausalLM"}},
             {"vocab_size", 4096},
             {"hidden_size", 256},
-            {"intermediate_size", 768},
-            {"num_hidden_layers", 6},
+            {"intermediate_size", 384},
+            {"num_hidden_layers", 4},
             {"num_attention_heads", 8},
             {"num_key_value_heads", 4},
             {"head_dim", 32},
@@ -73,11 +74,11 @@ nlohmann::json bundledShape()
             {"max_position_embeddings", 8192},
             {"tie_word_embeddings", false},
             {"loop_num", 2},
-            {"loop_window_size", 32},
-            {"num_experts", 8},
+            {"loop_window_size", 16},
+            {"num_experts", 4},
             {"num_experts_per_tok", 2},
-            {"moe_intermediate_size", 256},
-            {"mch_heads", {{1, 2}, {3, 5}, {5, 0}}},
+            {"moe_intermediate_size", 384},
+            {"mch_heads", {{0, 2}, {0, 3}, {0, 4}, {0, 7}}},
             {"bos_token_id", 1},
             {"eos_token_id", 2}};
 }

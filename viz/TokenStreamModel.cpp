@@ -57,6 +57,13 @@ void TokenStreamModel::onStepsAppended(int, int)
     endInsertRows();
 }
 
+void TokenStreamModel::setDecisionPositions(const QSet<int>& positions)
+{
+    if (positions == m_decisions) return;
+    m_decisions = positions;
+    if (m_rows > 0) emit dataChanged(index(0, 0), index(m_rows - 1, 0), {DecisionPointRole, Qt::ToolTipRole});
+}
+
 int TokenStreamModel::rowCount(const QModelIndex& parent) const
 {
     return parent.isValid() ? 0 : m_rows;
@@ -87,6 +94,7 @@ QVariant TokenStreamModel::data(const QModelIndex& index, int role) const
     }
     case TokenIdRole: return isPrompt ? prompt->token : step->token;
     case IsPromptRole: return isPrompt;
+    case DecisionPointRole: return m_decisions.contains(row);
     case StepRole: return isPrompt ? -1 : row - promptLength;
     case ProbabilityRole: return isPrompt ? kNaN : double(step->probability);
     case EntropyRole: return isPrompt ? kNaN : double(step->entropy);

@@ -5,6 +5,7 @@
 
 #include <QAbstractListModel>
 #include <QPointer>
+#include <QSet>
 
 namespace sage {
 
@@ -24,6 +25,7 @@ public:
         MarginRole,                     // double (NaN for prompt tokens)
         ScoreRole,                      // double in [0, 1] per colorMode() (NaN for prompt tokens)
         AlternativesRole,               // QVariantList of QVariantMap {token: int, text: QString, probability: double}
+        DecisionPointRole,              // bool: the position is a decision point of the run's IR report
     };
     Q_ENUM(Role)
 
@@ -34,6 +36,10 @@ public:
 
     TokenColors::Mode colorMode() const { return m_colorMode; }
     void setColorMode(TokenColors::Mode mode);
+
+    // Positions the views mark as decision points (from the IR report; empty clears the marks).
+    void setDecisionPositions(const QSet<int>& positions);
+    bool isDecisionPoint(int row) const { return m_decisions.contains(row); }
 
     int rowCount(const QModelIndex& parent = {}) const override;
     QVariant data(const QModelIndex& index, int role = Qt::DisplayRole) const override;
@@ -53,6 +59,7 @@ private:
     QPointer<RunDocument> m_document;
     TokenColors::Mode m_colorMode = TokenColors::Mode::Probability;
     int m_rows = 0; // rows the views know about (inserted so far)
+    QSet<int> m_decisions;
 };
 
 } // namespace sage

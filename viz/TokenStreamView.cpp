@@ -196,6 +196,14 @@ void TokenStreamView::paintEvent(QPaintEvent*)
         else
             p.setPen(Qt::NoPen);
         p.drawRoundedRect(r, 4, 4);
+        if (idx.data(TokenStreamModel::DecisionPointRole).toBool()) {
+            // A decision point: a filled corner triangle in the highlight colour (Decisions dock explains it).
+            const QPointF tl = r.topLeft();
+            const QPointF tri[3] = {tl, tl + QPointF(7, 0), tl + QPointF(0, 7)};
+            p.setPen(Qt::NoPen);
+            p.setBrush(pal.color(QPalette::Highlight));
+            p.drawPolygon(tri, 3);
+        }
         p.setPen(TokenColors::textColorOn(fill));
         p.drawText(m_rects[row].adjusted(kPadX, 0, -kPadX + 1, 0),
                    Qt::AlignLeft | Qt::AlignVCenter | Qt::TextSingleLine, idx.data(Qt::DisplayRole).toString());

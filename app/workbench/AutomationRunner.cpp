@@ -61,6 +61,33 @@ void AutomationRunner::onModelReady()
 void AutomationRunner::onGenerated()
 {
     if (m_finished) return;
+    if (m_options.explain || !m_options.report.isEmpty() || m_options.view == QLatin1String("tree")) {
+        connect(m_window, &MainWindow::explainFinished, this, &AutomationRunner::onExplained, Qt::QueuedConnection);
+        connect(m_window, &MainWindow::explainFailed, this, [this](const QString& m) { fail(m); });
+        if (!m_window->startExplain()) fail(QStringLiteral("Explain could not start: %1").arg(m_window->lastError()));
+        return;
+    }
+    showAndWait();
+}
+
+void AutomationRunner::onExplained()
+{
+    if (m_finished) return;
+    if (m_options.report.isEmpty()) {
+        showAndWait();
+        return;
+    }
+    connect(m_window, &MainWindow::reportExported, this, [this](const QString& path) {
+        std::fprintf(stderr, "sage-workbench: wrote %s\n", qPrintable(path));
+        showAndWait();
+    });
+    connect(m_window, &MainWindow::errorShown, this, [this](const QString& m) { fail(m); });
+    if (!m_window->exportReport(m_options.report)) fail(m_window->lastError());
+}
+
+void AutomationRunner::showAndWait()
+{
+    if (m_finished) return;
     if (!m_window->showView(m_options.view)) {
         fail(QStringLiteral("unknown view '%1'; views: %2").arg(m_options.view, MainWindow::viewNames().join(", ")));
         return;

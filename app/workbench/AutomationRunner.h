@@ -24,6 +24,9 @@ public:
         int generate = -1;    // -1: no generation
         QString view = QStringLiteral("tokens");
         QString screenshot; // empty: none
+        // Explain the run (Inverse Reasoning) before the screenshot; implied by --view tree and --report.
+        bool explain = false;
+        QString report; // write the IR report here (.json, .md, .html or .pdf); empty: none
     };
 
     AutomationRunner(MainWindow* window, Options options, QObject* parent = nullptr);
@@ -37,6 +40,8 @@ signals:
 private:
     void onModelReady();
     void onGenerated();
+    void onExplained();
+    void showAndWait();
     void capture();
     // heatmap / loops build their images off the GUI thread: wait until the view is idle, then capture.
     void waitForView();

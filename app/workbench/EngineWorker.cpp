@@ -2,11 +2,15 @@
 
 #include "engine/capture/CaptureGeneration.h"
 #include "engine/capture/CapturePolicy.h"
+#include "engine/capture/ModelIdentity.h"
+#include "engine/capture/SessionFile.h"
 #include "engine/capture/Trace.h"
 #include "engine/capture/TraceRecorder.h"
 #include "engine/core/SageError.h"
 #include "engine/cpu/Kernels.h"
 #include "engine/cpu/ThreadPool.h"
+#include "engine/ir/InverseReasoning.h"
+#include "engine/ir/IrSessionStore.h"
 #include "engine/model/Model.h"
 #include "engine/runtime/Generator.h"
 #include "engine/runtime/InferenceSession.h"
@@ -58,6 +62,8 @@ EngineWorker::EngineWorker(QObject* parent) : QObject(parent)
     qRegisterMetaType<QList<sage::PromptToken>>();
     qRegisterMetaType<QList<sage::GeneratedStep>>();
     qRegisterMetaType<std::shared_ptr<const sage::Trace>>();
+    qRegisterMetaType<std::shared_ptr<const sage::IrReport>>();
+    qRegisterMetaType<sage::ExplainSettings>();
 }
 
 EngineWorker::~EngineWorker() = default;
@@ -149,12 +155,17 @@ void EngineWorker::loadModel(quint64 job, const QString& folder, int threads)
     }
 }
 
-void EngineWorker::generate(quint64 job, const GenerationJob& request)
+void EngineWorker::beginJob(quint64 job)
 {
     // A cancel for this job may have arrived while it waited in the queue (requestCancel stores
     // m_cancelUpTo before m_cancel, so this read cannot miss it).
     m_cancel.store(false);
     if (m_cancelUpTo.load() >= job) m_cancel.store(true);
+}
+
+void EngineWorker::generate(quint64 job, const GenerationJob& request)
+{
+    beginJob(job);
 
     try {
         if (!m_model) throw SageError("no model is loaded; open a model folder first (File > Open Model)");
@@ -231,6 +242,17 @@ void EngineWorker::generate(quint64 job, const GenerationJob& request)
                                             : sage::generate(session, tokenizer, req, onStep, &m_cancel);
         flush();
 
+        m_last = LastRun{};
+        m_last.valid = true;
+        m_last.prompt = req.prompt;
+        m_last.promptText = request.useTokenIds ? std::string() : request.promptText.toStdString();
+        m_last.sampling = req.sampling;
+        m_last.maxNewTokens = req.maxNewTokens;
+        m_last.steps = result.steps;
+        m_last.stopReason = stopReasonName(result.reason);
+        m_last.policy = request.capturePolicy.toStdString();
+        m_last.trace = trace;
+
         GenerationStats stats;
         stats.stopReason = QString::fromLatin1(stopReasonName(result.reason));
         stats.text = QString::fromStdString(result.text);
@@ -244,6 +266,135 @@ void EngineWorker::generate(quint64 job, const GenerationJob& request)
                               tr("out of memory during generation; lower the maximum tokens or use a smaller model"));
     } catch (const std::exception& e) {
         emit generationFailed(job, QString::fromStdString(e.what()));
+    }
+}
+
+void EngineWorker::explain(quint64 job, const ExplainSettings& settings)
+{
+    beginJob(job);
+    try {
+        if (!m_model) throw SageError("no model is loaded; open a model folder first (File > Open Model)");
+        if (!m_last.valid || m_last.steps.empty())
+            throw SageError("nothing to explain: generate at least one token first (Ctrl+Return), then Explain");
+        ensurePool();
+        IrRequest request;
+        request.prompt = m_last.prompt;
+        request.promptText = m_last.promptText;
+        request.maxNewTokens = int64_t(m_last.steps.size());
+        request.sampling = m_last.sampling;
+        IrConfig config;
+        config.entropyThreshold = settings.entropyThreshold;
+        config.marginThreshold = settings.marginThreshold;
+        config.maxDecisionPoints = settings.maxDecisionPoints;
+        config.branchesPerPoint = settings.branchesPerPoint;
+        config.branchLength = settings.branchLength;
+        config.faithfulness = settings.faithfulness;
+        QElapsedTimer sincePost;
+        sincePost.start();
+        std::string lastStage;
+        const IrProgress progress = [&](const std::string& stage, double fraction) {
+            if (stage == lastStage && sincePost.elapsed() < kBatchIntervalMs && fraction < 1.0) return;
+            lastStage = stage;
+            sincePost.restart();
+            emit explainProgress(job, QString::fromStdString(stage), fraction);
+        };
+        auto report = std::make_shared<IrReport>(analyseGeneration(*m_model, *m_pool, request, m_last.steps,
+                                                                   m_last.stopReason, config, progress, &m_cancel));
+        emit explainFinished(job, std::move(report));
+    } catch (const CancelledError&) {
+        emit explainFailed(job, tr("Explain cancelled"));
+    } catch (const std::bad_alloc&) {
+        emit explainFailed(job, tr("out of memory during the IR sweep; explain a shorter run (fewer tokens)"));
+    } catch (const std::exception& e) {
+        emit explainFailed(job, QString::fromStdString(e.what()));
+    }
+}
+
+void EngineWorker::saveSession(quint64 job, const QString& path, std::shared_ptr<const IrReport> report)
+{
+    try {
+        if (!m_model) throw SageError("no model is loaded; open a model folder first (File > Open Model)");
+        if (!m_last.valid || !m_last.trace)
+            throw SageError("the last run has no trace to save: set Preferences > Capture to summary, standard or "
+                            "full and generate again");
+        SessionMeta meta;
+        meta.model = ModelIdentity::of(*m_model);
+        meta.modelFolder = m_model->folder().string();
+        meta.prompt = m_last.prompt;
+        meta.promptText = m_last.promptText;
+        meta.sampling = m_last.sampling;
+        meta.maxNewTokens = m_last.maxNewTokens;
+        meta.policy = m_last.policy;
+        if (report) IrSessionStore::store(meta, *report);
+        SessionFile::save(toPath(path), meta, *m_last.trace);
+        emit sessionSaved(job, path);
+    } catch (const std::exception& e) {
+        emit sessionFailed(job, QString::fromStdString(e.what()));
+    }
+}
+
+void EngineWorker::openSession(quint64 job, const QString& path)
+{
+    beginJob(job);
+    try {
+        if (!m_model) throw SageError("no model is loaded; open the session's model first (File > Open Model)");
+        auto trace = std::make_shared<Trace>();
+        const SessionMeta meta = SessionFile::open(toPath(path), *trace);
+        const std::string source = toPath(path).string();
+        std::optional<IrReport> ir = IrSessionStore::load(meta, source);
+        const ModelConfig& config = m_model->config();
+        const ModelIdentity loaded = ModelIdentity::of(*m_model);
+        const bool sameModel = loaded.configHash == meta.model.configHash && loaded.weightHash == meta.model.weightHash;
+        // Token texts come from the loaded model's tokenizer: only meaningful when it is the session's model.
+        const Tokenizer* tokenizer = sameModel ? m_model->tokenizer() : nullptr;
+        if (trace->info().vocabSize != 0 && trace->info().vocabSize != config.vocabSize)
+            throw SageError(source + ": the session was captured with a vocabulary of " +
+                            std::to_string(trace->info().vocabSize) + " tokens, the loaded model has " +
+                            std::to_string(config.vocabSize) + "; open the session's model (" + meta.modelFolder +
+                            ") first");
+        if (!sameModel)
+            emit sessionWarning(job, tr("%1 was captured with another model (%2); token texts are shown as ids. "
+                                        "Open that model and the session again for texts and Explain.")
+                                         .arg(path, QString::fromStdString(meta.modelFolder)));
+
+        // The run: the prompt from the metadata, the generated steps from the trace's sampled steps.
+        std::vector<TokenChoice> steps;
+        for (const auto& step : trace->snapshot())
+            if (step->generated) steps.push_back(step->choice);
+        QList<PromptToken> prompt;
+        for (int32_t id : meta.prompt) prompt.append(PromptToken{id, tokenText(tokenizer, id)});
+        emit generationStarted(job, prompt, int(config.vocabSize));
+        emit traceStarted(job, trace);
+        QList<GeneratedStep> records;
+        for (const TokenChoice& c : steps) records.append(toRecord(c, tokenizer));
+        if (!records.isEmpty()) emit stepsAppended(job, 0, records);
+
+        m_last = LastRun{};
+        m_last.valid = sameModel;
+        m_last.prompt = meta.prompt;
+        m_last.promptText = meta.promptText;
+        m_last.sampling = meta.sampling;
+        m_last.maxNewTokens = meta.maxNewTokens;
+        m_last.steps = steps;
+        m_last.stopReason = ir ? ir->run.stopReason : "session";
+        m_last.policy = meta.policy;
+        m_last.trace = trace;
+
+        GenerationStats stats;
+        stats.stopReason = QStringLiteral("session");
+        std::string text;
+        if (tokenizer) {
+            std::vector<int32_t> ids;
+            for (const TokenChoice& c : steps) ids.push_back(c.token);
+            text = tokenizer->decode(ids);
+        }
+        stats.text = QString::fromStdString(text);
+        stats.steps = int(steps.size());
+        stats.promptTokens = int(meta.prompt.size());
+        emit generationFinished(job, stats);
+        if (ir) emit irLoaded(job, std::make_shared<const IrReport>(std::move(*ir)));
+    } catch (const std::exception& e) {
+        emit sessionFailed(job, QString::fromStdString(e.what()));
     }
 }
 

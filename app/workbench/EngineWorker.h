@@ -5,14 +5,19 @@
 
 #include <QObject>
 
+#include "engine/runtime/Sampler.h"
+
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <vector>
 
 namespace sage {
 
 class Model;
 class Trace;
+struct IrReport;
 namespace cpu {
 class ThreadPool;
 }
@@ -48,6 +53,14 @@ public slots:
     // Threads of the CPU pool (0 = all cores); takes effect for the next job.
     void setThreads(int threads);
     void unloadModel();
+    // Inverse Reasoning over the last finished run (generated or opened): the sweep, decision points, branches
+    // and faithfulness (docs/ir.md). Cancel with requestCancel(job).
+    void explain(quint64 job, const sage::ExplainSettings& settings);
+    // Saves the last run (its trace must have been captured) and `report` (may be null) as a session file.
+    void saveSession(quint64 job, const QString& path, std::shared_ptr<const sage::IrReport> report);
+    // Opens a session file as the current run: emits generationStarted, traceStarted, stepsAppended and
+    // generationFinished for `job` like a generation, then irLoaded when the session holds IR results.
+    void openSession(quint64 job, const QString& path);
 
 signals:
     void loadProgress(quint64 job, int percent, const QString& stage);
@@ -60,6 +73,15 @@ signals:
     void stepsAppended(quint64 job, int first, const QList<sage::GeneratedStep>& steps);
     void generationFinished(quint64 job, const sage::GenerationStats& stats);
     void generationFailed(quint64 job, const QString& message);
+    // stage: "generate", "sweep", "branches", "report"; fraction within the stage, at most ~30 times a second.
+    void explainProgress(quint64 job, const QString& stage, double fraction);
+    void explainFinished(quint64 job, std::shared_ptr<const sage::IrReport> report);
+    void explainFailed(quint64 job, const QString& message);
+    void sessionSaved(quint64 job, const QString& path);
+    void sessionFailed(quint64 job, const QString& message);
+    // An opened session's IR results, or a warning about it (empty report pointer with a message).
+    void irLoaded(quint64 job, std::shared_ptr<const sage::IrReport> report);
+    void sessionWarning(quint64 job, const QString& message);
 
 private:
     ModelSummary summarize(const Model& model) const;
@@ -69,6 +91,22 @@ private:
     mutable std::mutex m_modelMutex; // guards m_model's pointer for sharedModel()
     std::unique_ptr<cpu::ThreadPool> m_pool;
     int m_threads = 0;
+    void beginJob(quint64 job);
+
+    // The last finished run, what Explain and Save Session work on.
+    struct LastRun {
+        bool valid = false;
+        std::vector<int32_t> prompt;
+        std::string promptText;
+        SamplingParams sampling;
+        int64_t maxNewTokens = 0;
+        std::vector<TokenChoice> steps;
+        std::string stopReason;
+        std::string policy;
+        std::shared_ptr<Trace> trace; // null when capture was off
+    };
+    LastRun m_last;
+
     std::atomic<bool> m_cancel{false};
     std::atomic<quint64> m_cancelUpTo{0};
 };
@@ -76,3 +114,4 @@ private:
 } // namespace sage
 
 Q_DECLARE_METATYPE(std::shared_ptr<const sage::Trace>)
+Q_DECLARE_METATYPE(std::shared_ptr<const sage::IrReport>)

@@ -7,14 +7,21 @@
 #include "app/workbench/SamplingPanel.h"
 #include "app/workbench/ThemeManager.h"
 #include "app/workbench/WorkbenchSettings.h"
-#include "engine/model/ModelConfig.h"
-#include "viz/MchStreamsView.h"
-#include "viz/RoutingView.h"
+#include "engine/capture/SessionFile.h"
 #include "engine/capture/Trace.h"
+#include "engine/ir/IrReport.h"
+#include "engine/ir/ReportHtml.h"
+#include "engine/ir/ReportJson.h"
+#include "engine/ir/ReportMarkdown.h"
+#include "engine/ir/ReportPdf.h"
 #include "engine/model/Model.h"
+#include "engine/model/ModelConfig.h"
 #include "engine/tokenizer/Tokenizer.h"
 #include "viz/AttentionHeatmapView.h"
+#include "viz/DecisionPointPanel.h"
 #include "viz/LoopComparisonView.h"
+#include "viz/MchStreamsView.h"
+#include "viz/RoutingView.h"
 #include "viz/RunDocument.h"
 #include "viz/StepSelection.h"
 #include "viz/TokenColorLegend.h"
@@ -26,6 +33,7 @@
 #include <QActionGroup>
 #include <QApplication>
 #include <QCheckBox>
+#include <QClipboard>
 #include <QCloseEvent>
 #include <QComboBox>
 #include <QDir>
@@ -42,15 +50,22 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QPainter>
 #include <QPlainTextEdit>
+#include <QPointer>
 #include <QProgressBar>
 #include <QPushButton>
 #include <QRegularExpression>
+#include <QSet>
 #include <QStackedWidget>
 #include <QStatusBar>
+#include <QSvgGenerator>
+#include <QThreadPool>
 #include <QTimer>
 #include <QToolButton>
 #include <QVBoxLayout>
+
+#include <filesystem>
 
 static void initWorkbenchResources()
 {
@@ -84,6 +99,8 @@ MainWindow::MainWindow(WorkbenchSettings* settings, QWidget* parent) : QMainWind
     createCentral();
     createDocks();
     createTraceViews();
+    createDecisionDock();
+    createIrActions();
     createMenus();
     createStatusBar();
     startWorker();
@@ -115,8 +132,8 @@ QString MainWindow::bundledModelFolder()
 
 QStringList MainWindow::viewNames()
 {
-    return {QStringLiteral("tokens"), QStringLiteral("heatmap"), QStringLiteral("loops"), QStringLiteral("routing"),
-            QStringLiteral("mch")};
+    return {QStringLiteral("tokens"),  QStringLiteral("heatmap"), QStringLiteral("loops"),
+            QStringLiteral("routing"), QStringLiteral("mch"),     QStringLiteral("tree")};
 }
 
 void MainWindow::startWorker()
@@ -133,6 +150,25 @@ void MainWindow::startWorker()
     connect(m_worker, &EngineWorker::generationFinished, this, &MainWindow::onGenerationFinished);
     connect(m_worker, &EngineWorker::generationFailed, this, &MainWindow::onGenerationFailed);
     connect(m_worker, &EngineWorker::traceStarted, this, &MainWindow::onTraceStarted);
+    connect(m_worker, &EngineWorker::explainProgress, this, &MainWindow::onExplainProgress);
+    connect(m_worker, &EngineWorker::explainFinished, this, &MainWindow::onExplainFinished);
+    connect(m_worker, &EngineWorker::explainFailed, this, &MainWindow::onExplainFailed);
+    connect(m_worker, &EngineWorker::irLoaded, this,
+            [this](quint64, std::shared_ptr<const IrReport> report) { setIrReport(std::move(report)); });
+    connect(m_worker, &EngineWorker::sessionWarning, this, [this](quint64, const QString& m) { showError(m); });
+    connect(m_worker, &EngineWorker::sessionSaved, this, [this](quint64, const QString& path) {
+        statusBar()->showMessage(tr("Saved %1").arg(path), 5000);
+        emit sessionSaved(path);
+    });
+    connect(m_worker, &EngineWorker::sessionFailed, this, [this](quint64 job, const QString& message) {
+        if (job == m_genJob) {
+            // An open failed before the run began: the previous run stays as it was.
+            m_genJob = 0;
+            m_openingSession.clear();
+            setState(State::Ready);
+        }
+        showError(message);
+    });
     m_engineThread.start();
 }
 
@@ -164,6 +200,13 @@ void MainWindow::createMenus()
     QAction* bundled = file->addAction(tr("Open &Bundled Model"));
     connect(bundled, &QAction::triggered, this, [this] { openModel(bundledModelFolder()); });
     file->addSeparator();
+    file->addAction(m_openSessionAction);
+    file->addAction(m_saveSessionAction);
+    file->addSeparator();
+    file->addAction(m_exportReportAction);
+    file->addAction(m_exportViewAction);
+    file->addAction(m_copyViewAction);
+    file->addSeparator();
     QAction* prefs = file->addAction(tr("&Preferences…"));
     prefs->setShortcut(QKeySequence::Preferences);
     prefs->setMenuRole(QAction::PreferencesRole);
@@ -176,6 +219,8 @@ void MainWindow::createMenus()
     QMenu* run = menuBar()->addMenu(tr("&Run"));
     run->addAction(m_generateAction);
     run->addAction(m_stopAction);
+    run->addSeparator();
+    run->addAction(m_explainAction);
 
     m_viewMenu = menuBar()->addMenu(tr("&View"));
     m_viewMenu->addAction(m_modelDock->toggleViewAction());
@@ -185,6 +230,7 @@ void MainWindow::createMenus()
     m_viewMenu->addAction(m_mchDock->toggleViewAction());
     m_viewMenu->addAction(m_heatDock->toggleViewAction());
     m_viewMenu->addAction(m_loopsDock->toggleViewAction());
+    m_viewMenu->addAction(m_decisionDock->toggleViewAction());
     m_viewMenu->addSeparator();
     QMenu* color = m_viewMenu->addMenu(tr("Colour Tokens By"));
     m_colorGroup = new QActionGroup(this);
@@ -471,9 +517,10 @@ void MainWindow::setState(State state)
     const bool running = state == State::Generating;
     m_generateAction->setEnabled(ready);
     m_generateButton->setEnabled(ready);
-    m_stopAction->setEnabled(running);
-    m_stopButton->setEnabled(running);
-    m_progress->setVisible(state == State::Loading);
+    m_stopAction->setEnabled(running || state == State::Explaining);
+    m_stopButton->setEnabled(running || state == State::Explaining);
+    m_progress->setVisible(state == State::Loading || state == State::Explaining);
+    updateRunActions();
     m_stack->setCurrentIndex(m_hasModel ? 1 : 0);
     if (state == State::Loading)
         m_emptyLabel->setText(tr("<h2>Loading model…</h2>"));
@@ -715,7 +762,12 @@ bool MainWindow::startGeneration()
     job.settings = m_sampling->settings();
     job.capturePolicy = m_settings->capturePolicy();
     m_settings->setSampling(job.settings);
+    launchGeneration(job);
+    return true;
+}
 
+void MainWindow::launchGeneration(const GenerationJob& job)
+{
     m_genJob = ++m_lastJob;
     m_tokensPerSecond = 0;
     m_stepsAtClock = 0;
@@ -726,11 +778,15 @@ bool MainWindow::startGeneration()
     const quint64 id = m_genJob;
     QMetaObject::invokeMethod(
         m_worker, [w = m_worker, id, job] { w->generate(id, job); }, Qt::QueuedConnection);
-    return true;
 }
 
 void MainWindow::stopGeneration()
 {
+    if (m_state == State::Explaining) {
+        m_worker->requestCancel(m_irJob);
+        m_runLabel->setText(tr("Cancelling Explain…"));
+        return;
+    }
     if (m_state != State::Generating) return;
     m_worker->requestCancel(m_genJob);
     m_runLabel->setText(tr("Stopping…"));
@@ -740,6 +796,7 @@ void MainWindow::stopGeneration()
 void MainWindow::onGenerationStarted(quint64 job, const QList<PromptToken>& prompt, int vocabSize)
 {
     if (job != m_genJob) return;
+    setIrReport(nullptr);
     m_document->beginRun(prompt, vocabSize);
 }
 
@@ -776,6 +833,18 @@ void MainWindow::onGenerationFinished(quint64 job, const GenerationStats& stats)
                                 .arg(stats.prefillTokensPerSecond(), 0, 'f', 1)
                                 .arg(m_tokensPerSecond, 0, 'f', 1);
     m_runLabel->setText(summary);
+    if (!m_openingSession.isEmpty()) {
+        m_runLabel->setText(tr("Session %1: %2 prompt + %3 generated tokens")
+                                .arg(QFileInfo(m_openingSession).fileName())
+                                .arg(stats.promptTokens)
+                                .arg(stats.steps));
+        statusBar()->showMessage(tr("Opened %1").arg(m_openingSession), 5000);
+        const QString path = m_openingSession;
+        m_openingSession.clear();
+        setState(State::Ready);
+        emit sessionOpened(path);
+        return;
+    }
     statusBar()->showMessage(tr("Generation finished (%1)").arg(stats.stopReason), 5000);
     setState(State::Ready);
     emit generationFinished(stats.stopReason);
@@ -795,11 +864,12 @@ void MainWindow::onGenerationFailed(quint64 job, const QString& message)
 bool MainWindow::showView(const QString& name)
 {
     if (name == QLatin1String("heatmap") || name == QLatin1String("loops") || name == QLatin1String("routing") ||
-        name == QLatin1String("mch")) {
+        name == QLatin1String("mch") || name == QLatin1String("tree")) {
         QDockWidget* dock = name == QLatin1String("heatmap")   ? m_heatDock
                             : name == QLatin1String("loops")   ? m_loopsDock
                             : name == QLatin1String("routing") ? m_routingDock
-                                                               : m_mchDock;
+                            : name == QLatin1String("mch")     ? m_mchDock
+                                                               : m_decisionDock;
         dock->show();
         dock->raise();
         // The views need room: give the dock most of the window's height.
@@ -895,6 +965,285 @@ void MainWindow::dropEvent(QDropEvent* event)
     if (folder.isEmpty()) return;
     event->acceptProposedAction();
     openModel(folder);
+}
+
+void MainWindow::createDecisionDock()
+{
+    m_decisionDock = new QDockWidget(tr("Decisions"), this);
+    m_decisionDock->setObjectName("decisionDock");
+    m_decisionPanel = new DecisionPointPanel(m_decisionDock);
+    m_decisionPanel->setSelection(m_selection);
+    m_decisionDock->setWidget(m_decisionPanel);
+    addDockWidget(Qt::BottomDockWidgetArea, m_decisionDock);
+    tabifyDockWidget(m_mchDock, m_decisionDock);
+    m_heatDock->raise();
+    connect(m_decisionPanel, &DecisionPointPanel::branchRequested, this,
+            [this](qint64 position, int token) { branchFrom(position, token); });
+}
+
+void MainWindow::createIrActions()
+{
+    m_explainAction = new QAction(tr("&Explain (Inverse Reasoning)"), this);
+    m_explainAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
+    m_explainAction->setToolTip(tr("Find the run's decision points, their evidence and counterfactual branches"));
+    connect(m_explainAction, &QAction::triggered, this, &MainWindow::startExplain);
+
+    m_exportReportAction = new QAction(tr("Export &Report…"), this);
+    m_exportReportAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_E));
+    connect(m_exportReportAction, &QAction::triggered, this, [this] {
+        QString filter;
+        const QString path = QFileDialog::getSaveFileName(
+            this, tr("Export IR Report"), QDir::home().filePath(QStringLiteral("sage-report.html")),
+            tr("HTML report (*.html);;PDF report (*.pdf);;Markdown (*.md);;JSON (*.json)"), &filter);
+        if (!path.isEmpty()) exportReport(path);
+    });
+
+    m_exportViewAction = new QAction(tr("Export &View Image…"), this);
+    m_exportViewAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_S));
+    connect(m_exportViewAction, &QAction::triggered, this, [this] {
+        const QString path = QFileDialog::getSaveFileName(this, tr("Export View"),
+                                                          QDir::home().filePath(QStringLiteral("sage-view.png")),
+                                                          tr("PNG image (*.png);;SVG drawing (*.svg)"));
+        if (!path.isEmpty()) exportViewImage(path);
+    });
+
+    m_copyViewAction = new QAction(tr("&Copy View Image"), this);
+    m_copyViewAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C));
+    connect(m_copyViewAction, &QAction::triggered, this, &MainWindow::copyViewImage);
+
+    m_saveSessionAction = new QAction(tr("&Save Session…"), this);
+    m_saveSessionAction->setShortcut(QKeySequence::Save);
+    connect(m_saveSessionAction, &QAction::triggered, this, [this] {
+        const QString path = QFileDialog::getSaveFileName(this, tr("Save Session"),
+                                                          QDir::home().filePath(QStringLiteral("run.sagetrace")),
+                                                          tr("SAGE session (*.sagetrace)"));
+        if (!path.isEmpty()) saveSession(path);
+    });
+
+    m_openSessionAction = new QAction(tr("Open Se&ssion…"), this);
+    m_openSessionAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O));
+    connect(m_openSessionAction, &QAction::triggered, this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Open Session"), QDir::homePath(),
+                                                          tr("SAGE session (*.sagetrace);;All files (*)"));
+        if (!path.isEmpty()) openSession(path);
+    });
+    for (QAction* a : {m_explainAction, m_exportReportAction, m_exportViewAction, m_copyViewAction, m_saveSessionAction,
+                       m_openSessionAction})
+        addAction(a);
+}
+
+void MainWindow::updateRunActions()
+{
+    if (!m_explainAction) return;
+    const bool ready = m_state == State::Ready;
+    const bool hasRun = m_document->stepCount() > 0 && m_document->state() == RunDocument::State::Finished;
+    m_explainAction->setEnabled(ready && hasRun);
+    m_saveSessionAction->setEnabled(ready && hasRun && m_document->trace() != nullptr);
+    m_openSessionAction->setEnabled(ready);
+    m_exportReportAction->setEnabled(m_irReport != nullptr);
+}
+
+bool MainWindow::startExplain()
+{
+    if (m_state != State::Ready) return false;
+    if (m_document->stepCount() == 0) {
+        showError(tr("Nothing to explain yet: generate some tokens first (Ctrl+Return), then Explain (Ctrl+E)."));
+        emit explainFailed(m_lastError);
+        return false;
+    }
+    clearError();
+    m_irJob = ++m_lastJob;
+    m_progress->setRange(0, 100);
+    m_progress->setValue(0);
+    m_progress->setFormat(tr("Explain: starting… %p%"));
+    m_runLabel->setText(tr("Explaining (Esc cancels)…"));
+    setState(State::Explaining);
+    const quint64 id = m_irJob;
+    const ExplainSettings settings; // defaults of docs/ir.md
+    QMetaObject::invokeMethod(
+        m_worker, [w = m_worker, id, settings] { w->explain(id, settings); }, Qt::QueuedConnection);
+    return true;
+}
+
+void MainWindow::onExplainProgress(quint64 job, const QString& stage, double fraction)
+{
+    if (job != m_irJob) return;
+    // Stages in order, each a quarter of the bar: generate (skipped after a run), sweep, branches, report.
+    static const QStringList stages = {QStringLiteral("generate"), QStringLiteral("sweep"), QStringLiteral("branches"),
+                                       QStringLiteral("report")};
+    const int index = std::max(0, int(stages.indexOf(stage)));
+    m_progress->setValue(int(100.0 * (index + std::clamp(fraction, 0.0, 1.0)) / stages.size()));
+    m_progress->setFormat(tr("Explain: %1 %p%").arg(stage));
+}
+
+void MainWindow::onExplainFinished(quint64 job, std::shared_ptr<const IrReport> report)
+{
+    if (job != m_irJob) return;
+    m_irJob = 0;
+    setIrReport(std::move(report));
+    const int points = int(m_irReport->decisionPoints.size());
+    m_runLabel->setText(tr("Explained: %n decision point(s)", nullptr, points));
+    statusBar()->showMessage(tr("Explain finished: %n decision point(s)", nullptr, points), 5000);
+    setState(State::Ready);
+    showView(QStringLiteral("tree"));
+    emit explainFinished();
+}
+
+void MainWindow::onExplainFailed(quint64 job, const QString& message)
+{
+    if (job != m_irJob) return;
+    m_irJob = 0;
+    setState(State::Ready);
+    m_runLabel->setText(message);
+    if (message != tr("Explain cancelled")) showError(message);
+    emit explainFailed(message);
+}
+
+void MainWindow::setIrReport(std::shared_ptr<const IrReport> report)
+{
+    m_irReport = std::move(report);
+    m_decisionPanel->setReport(m_irReport);
+    QSet<int> positions;
+    if (m_irReport)
+        for (const IrDecisionPoint& d : m_irReport->decisionPoints) positions.insert(int(d.position));
+    m_tokenModel->setDecisionPositions(positions);
+    updateRunActions();
+}
+
+bool MainWindow::branchFrom(qint64 position, int token)
+{
+    if (m_state != State::Ready) return false;
+    if (position < m_document->promptLength() || position > m_document->positionCount()) {
+        showError(tr("Cannot branch at position %1: it is not a generated step of this run.").arg(position));
+        return false;
+    }
+    clearError();
+    GenerationJob job;
+    job.useTokenIds = true;
+    for (const PromptToken& t : m_document->prompt()) job.promptIds.append(t.token);
+    const int generated = int(position) - m_document->promptLength();
+    for (int s = 0; s < generated; ++s) job.promptIds.append(m_document->step(s).token);
+    job.promptIds.append(token);
+    job.settings = m_sampling->settings();
+    // The branch continues for the rest of the original run's length.
+    job.settings.maxTokens = std::max(1, m_document->stepCount() - generated - 1);
+    job.capturePolicy = m_settings->capturePolicy();
+    statusBar()->showMessage(tr("Branching at position %1 with token %2").arg(position).arg(token), 5000);
+    launchGeneration(job);
+    return true;
+}
+
+bool MainWindow::exportReport(const QString& path)
+{
+    if (!m_irReport) {
+        showError(tr("No IR report to export: run Explain (Ctrl+E) first."));
+        return false;
+    }
+    const QString suffix = QFileInfo(path).suffix().toLower();
+    if (suffix != QLatin1String("json") && suffix != QLatin1String("md") && suffix != QLatin1String("html") &&
+        suffix != QLatin1String("pdf")) {
+        showError(tr("%1: unknown report format '%2'; use .json, .md, .html or .pdf").arg(path, suffix));
+        return false;
+    }
+    // Formatting and writing happen on a pool thread (a long run's PDF takes a moment); the result comes back
+    // queued to this window.
+    const std::shared_ptr<const IrReport> report = m_irReport;
+    QPointer<MainWindow> self(this);
+    QThreadPool::globalInstance()->start([self, report, path, suffix] {
+        QString error;
+        try {
+            std::string bytes;
+            if (suffix == QLatin1String("json"))
+                bytes = ReportJson::write(*report);
+            else if (suffix == QLatin1String("md"))
+                bytes = ReportMarkdown::write(*report);
+            else if (suffix == QLatin1String("html"))
+                bytes = ReportHtml::write(*report);
+            else
+                bytes = ReportPdf::write(*report);
+            writeFileAtomically(std::filesystem::path(QFile::encodeName(path).toStdString()), bytes);
+        } catch (const std::exception& e) {
+            error = QString::fromStdString(e.what());
+        }
+        QMetaObject::invokeMethod(qApp, [self, path, error] {
+            if (!self) return;
+            if (!error.isEmpty()) {
+                self->showError(error);
+                return;
+            }
+            self->statusBar()->showMessage(tr("Exported %1").arg(path), 5000);
+            emit self->reportExported(path);
+        });
+    });
+    return true;
+}
+
+QWidget* MainWindow::currentViewWidget() const
+{
+    // The raised dock of the trace-view tab group that is visible, else the token stream.
+    for (QDockWidget* d : {m_heatDock, m_loopsDock, m_routingDock, m_mchDock, m_decisionDock})
+        if (d && d->isVisible() && !d->visibleRegion().isEmpty()) return d->widget();
+    return m_tokenView;
+}
+
+bool MainWindow::exportViewImage(const QString& path)
+{
+    QWidget* w = currentViewWidget();
+    if (QFileInfo(path).suffix().toLower() == QLatin1String("svg")) {
+        QSvgGenerator gen;
+        gen.setFileName(path);
+        gen.setSize(w->size());
+        gen.setViewBox(QRect(QPoint(0, 0), w->size()));
+        gen.setTitle(tr("SAGE Workbench view"));
+        QPainter painter;
+        if (!painter.begin(&gen)) {
+            showError(tr("%1: cannot write the SVG file; check that the folder exists and is writable").arg(path));
+            return false;
+        }
+        w->render(&painter);
+        painter.end();
+    } else if (!w->grab().save(path, "PNG")) {
+        showError(tr("%1: cannot write the PNG file; check that the folder exists and is writable").arg(path));
+        return false;
+    }
+    statusBar()->showMessage(tr("Saved the view to %1").arg(path), 5000);
+    return true;
+}
+
+void MainWindow::copyViewImage()
+{
+    QGuiApplication::clipboard()->setPixmap(currentViewWidget()->grab());
+    statusBar()->showMessage(tr("View image copied to the clipboard"), 3000);
+}
+
+bool MainWindow::saveSession(const QString& path)
+{
+    if (m_state != State::Ready || m_document->state() != RunDocument::State::Finished) {
+        showError(tr("Save Session needs a finished run: generate first (Ctrl+Return)."));
+        return false;
+    }
+    const quint64 id = ++m_lastJob;
+    const std::shared_ptr<const IrReport> report = m_irReport;
+    QMetaObject::invokeMethod(
+        m_worker, [w = m_worker, id, path, report] { w->saveSession(id, path, report); }, Qt::QueuedConnection);
+    return true;
+}
+
+bool MainWindow::openSession(const QString& path)
+{
+    if (m_state != State::Ready) {
+        showError(tr("Open a model before opening a session (a session is shown with its model's tokenizer)."));
+        return false;
+    }
+    clearError();
+    m_genJob = ++m_lastJob;
+    m_openingSession = path;
+    m_runLabel->setText(tr("Opening %1…").arg(QFileInfo(path).fileName()));
+    setState(State::Generating);
+    const quint64 id = m_genJob;
+    QMetaObject::invokeMethod(
+        m_worker, [w = m_worker, id, path] { w->openSession(id, path); }, Qt::QueuedConnection);
+    return true;
 }
 
 } // namespace sage

@@ -26,6 +26,8 @@ class QToolButton;
 namespace sage {
 
 class AttentionHeatmapView;
+class DecisionPointPanel;
+struct IrReport;
 class EngineWorker;
 class MchStreamsView;
 class ExactAttentionService;
@@ -50,7 +52,7 @@ class MainWindow : public QMainWindow
     Q_OBJECT
 
 public:
-    enum class State { NoModel, Loading, Ready, Generating, Stopping };
+    enum class State { NoModel, Loading, Ready, Generating, Stopping, Explaining };
     Q_ENUM(State)
 
     // settings must outlive the window.
@@ -69,6 +71,24 @@ public:
     bool startGeneration();
     void stopGeneration();
     bool showView(const QString& name);
+
+    // Inverse Reasoning over the finished run (Run > Explain, Ctrl+E): progress in the status bar, Stop cancels.
+    bool startExplain();
+    // Regenerates from `position` of the current run with `token` forced there (the decision tree's
+    // "Branch here"): the prefix and the token become the prompt, as token ids.
+    bool branchFrom(qint64 position, int token);
+    // Writes the IR report as JSON, Markdown, HTML or PDF by the path's suffix (.json, .md, .html, .pdf), on a
+    // pool thread; reportExported / errorShown tell the result.
+    bool exportReport(const QString& path);
+    // The view image (PNG by default, SVG for a .svg path) of the raised trace view or the token stream.
+    bool exportViewImage(const QString& path);
+    void copyViewImage();
+    bool saveSession(const QString& path);
+    bool openSession(const QString& path);
+    std::shared_ptr<const IrReport> irReport() const { return m_irReport; }
+    DecisionPointPanel* decisionPanel() const { return m_decisionPanel; }
+    // The widget "Export View" and "Copy View" use: the raised trace dock's view, else the token stream.
+    QWidget* currentViewWidget() const;
 
     void setPromptText(const QString& text);
     void setPromptTokens(const QList<int>& ids);
@@ -111,6 +131,11 @@ signals:
     void generationFinished(const QString& stopReason);
     void generationFailed(const QString& message);
     void errorShown(const QString& message);
+    void explainFinished();
+    void explainFailed(const QString& message);
+    void reportExported(const QString& path);
+    void sessionSaved(const QString& path);
+    void sessionOpened(const QString& path);
 
 protected:
     void closeEvent(QCloseEvent* event) override;
@@ -148,13 +173,23 @@ private:
     void onTraceStarted(quint64 job, std::shared_ptr<const Trace> trace);
     void updateTraceLabel();
     void createTraceViews();
+    void createDecisionDock();
+    void createIrActions();
+    void launchGeneration(const GenerationJob& job);
+    void onExplainProgress(quint64 job, const QString& stage, double fraction);
+    void onExplainFinished(quint64 job, std::shared_ptr<const IrReport> report);
+    void onExplainFailed(quint64 job, const QString& message);
+    void setIrReport(std::shared_ptr<const IrReport> report);
+    void updateRunActions();
 
     WorkbenchSettings* m_settings;
     QThread m_engineThread;
     EngineWorker* m_worker = nullptr;
     quint64 m_lastJob = 0;
-    quint64 m_loadJob = 0; // the load whose result is wanted (0 = none)
-    quint64 m_genJob = 0;  // the generation whose results are wanted (0 = none)
+    quint64 m_loadJob = 0;    // the load whose result is wanted (0 = none)
+    quint64 m_genJob = 0;     // the generation whose results are wanted (0 = none)
+    quint64 m_irJob = 0;      // the Explain run whose results are wanted (0 = none)
+    QString m_openingSession; // the session file being opened by m_genJob, if any
     State m_state = State::NoModel;
     bool m_hasModel = false;
     ModelSummary m_summary;
@@ -205,6 +240,9 @@ private:
     QDockWidget* m_heatDock = nullptr;
     QDockWidget* m_loopsDock = nullptr;
     ExactAttentionService* m_exactService = nullptr;
+    QDockWidget* m_decisionDock = nullptr;
+    DecisionPointPanel* m_decisionPanel = nullptr;
+    std::shared_ptr<const IrReport> m_irReport;
 
     // Status bar
     QProgressBar* m_progress = nullptr;
@@ -214,6 +252,12 @@ private:
     QAction* m_openAction = nullptr;
     QAction* m_generateAction = nullptr;
     QAction* m_stopAction = nullptr;
+    QAction* m_explainAction = nullptr;
+    QAction* m_exportReportAction = nullptr;
+    QAction* m_exportViewAction = nullptr;
+    QAction* m_copyViewAction = nullptr;
+    QAction* m_saveSessionAction = nullptr;
+    QAction* m_openSessionAction = nullptr;
     QMenu* m_recentMenu = nullptr;
     QMenu* m_viewMenu = nullptr;
     QActionGroup* m_colorGroup = nullptr;

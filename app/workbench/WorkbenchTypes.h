@@ -57,6 +57,16 @@ struct GenerationJob {
     QString capturePolicy = QStringLiteral("off");
 };
 
+// The Inverse Reasoning settings of an Explain run (mirrors the main fields of sage::IrConfig; docs/ir.md).
+struct ExplainSettings {
+    double entropyThreshold = 1.0;
+    double marginThreshold = 0.2;
+    int maxDecisionPoints = 8;
+    int branchesPerPoint = 2;
+    int branchLength = 12;
+    bool faithfulness = true;
+};
+
 // The end of one generation, as the status bar reports it.
 struct GenerationStats {
     QString stopReason; // sage::stopReasonName
@@ -76,3 +86,4 @@ Q_DECLARE_METATYPE(sage::ModelSummary)
 Q_DECLARE_METATYPE(sage::GenerationSettings)
 Q_DECLARE_METATYPE(sage::GenerationJob)
 Q_DECLARE_METATYPE(sage::GenerationStats)
+Q_DECLARE_METATYPE(sage::ExplainSettings)

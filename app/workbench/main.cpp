@@ -44,12 +44,18 @@ int main(int argc, char** argv)
     const QCommandLineOption view("view", "View to show: " + MainWindow::viewNames().join(", ") + ".", "VIEW",
                                   "tokens");
     const QCommandLineOption screenshot("screenshot", "Save a PNG of the window to FILE, then exit.", "FILE");
+    const QCommandLineOption explain("explain",
+                                     "After --generate, run Explain (Inverse Reasoning) before the screenshot.");
+    const QCommandLineOption report("report",
+                                    "After --generate, explain and write the IR report to FILE (.json, .md, "
+                                    ".html or .pdf), then exit.",
+                                    "FILE");
     const QCommandLineOption theme("theme", "light or dark (default: the saved preference).", "THEME");
     const QCommandLineOption settingsFile("settings",
                                           "Read and write settings in this INI file instead of the "
                                           "user's settings.",
                                           "FILE");
-    parser.addOptions({model, prompt, tokens, generate, view, screenshot, theme, settingsFile});
+    parser.addOptions({model, prompt, tokens, generate, view, screenshot, explain, report, theme, settingsFile});
     parser.process(app);
     if (!parser.positionalArguments().isEmpty())
         return usageError("unexpected argument '" + parser.positionalArguments().first() + "'");
@@ -75,6 +81,8 @@ int main(int argc, char** argv)
     if (!MainWindow::viewNames().contains(options.view))
         return usageError("unknown --view '" + options.view + "'; views: " + MainWindow::viewNames().join(", "));
     options.screenshot = parser.value(screenshot);
+    options.explain = parser.isSet(explain);
+    options.report = parser.value(report);
     if (parser.isSet(theme) && parser.value(theme) != "light" && parser.value(theme) != "dark")
         return usageError("--theme must be light or dark");
 
@@ -87,7 +95,7 @@ int main(int argc, char** argv)
 
     MainWindow window(settings.get());
     QApplication::setWindowIcon(window.windowIcon());
-    const bool automated = parser.isSet(screenshot) || parser.isSet(generate);
+    const bool automated = parser.isSet(screenshot) || parser.isSet(generate) || parser.isSet(report);
     window.setPersistState(!automated);
     window.show();
 

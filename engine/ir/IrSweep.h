@@ -50,6 +50,12 @@ public:
     // `row`, as (token, probability), most probable first.
     std::vector<std::pair<int32_t, float>> loopPrediction(int64_t loop, int64_t row, int k) const;
 
+    // After run(): the row-normalised head-mean effective attention of (loop, layer), [T, T] (tests, views).
+    const std::vector<float>& map(int64_t loop, int64_t layer) const
+    {
+        return m_maps.at(size_t((loop - 1) * m_layers + layer));
+    }
+
     int64_t loops() const { return m_loops; }
     int64_t layers() const { return m_layers; }
     int64_t heads() const { return m_heads; }

@@ -89,12 +89,19 @@ __attribute__((target("avx2,fma"))) void colorRowsAvx2(const float* values, int 
     const __m256 vzero = _mm256_setzero_ps(), vmax = _mm256_set1_ps(maxIndex);
     const __m256i vmissing = _mm256_set1_epi32(int(kMissing));
     const int* lut = reinterpret_cast<const int*>(table);
+    // Attention maps are causal: half the cells (above the diagonal) are exactly 0, so runs of 8 zeros skip the
+    // gather and store the zero colour.
+    const __m256i vzeroColour = _mm256_set1_epi32(int(table[int(std::clamp(add, 0.0f, maxIndex))]));
     for (int r = r0; r < r1; ++r) {
         const float* v = values + size_t(r) * size_t(cols);
         QRgb* out = reinterpret_cast<QRgb*>(bits + r * bytesPerLine);
         int c = 0;
         for (; c + 8 <= cols; c += 8) {
             const __m256 x = _mm256_loadu_ps(v + c);
+            if (_mm256_movemask_ps(_mm256_cmp_ps(x, vzero, _CMP_EQ_OQ)) == 0xff) {
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), vzeroColour);
+                continue;
+            }
             const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
             // max/min return the second operand for NaN: the index is then 0, replaced by the blend below.
             const __m256 f = _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(x, vmul, vadd), vzero), vmax);

@@ -228,6 +228,7 @@ private slots:
         std::vector<float> row(37);
         for (size_t i = 0; i < row.size(); ++i) row[i] = float(i) / 36.0f;
         row[3] = std::nanf("");
+        for (size_t i = 8; i < 16; ++i) row[i] = 0.0f; // a run of zeros (the fast path)
         row[20] = 7.0f;
         row[21] = -3.0f;
         const QImage wide = colorize(row.data(), 1, int(row.size()), Scale{});

@@ -127,7 +127,7 @@ void DecisionPointPanel::setReport(std::shared_ptr<const IrReport> report)
     const bool any = m_model->report() && !m_model->report()->decisionPoints.empty();
     if (m_model->report() && !any)
         m_placeholder->setText(tr("No decision points: no generated step was both contested and influential "
-                                  "(thresholds in Preferences and docs/ir.md)."));
+                                  "(the thresholds are in docs/ir.md)."));
     m_placeholder->setVisible(!any);
     m_currentId = -1;
     showPoint(-1);

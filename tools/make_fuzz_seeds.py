@@ -104,8 +104,11 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             for policy, tokens, new in (("summary", "1,5,9", 2), ("standard", "1,7", 1)):
                 out = os.path.join(tmp, policy + ".sagetrace")
-                subprocess.run([args.cli, "capture", "--model", MODEL, "--tokens", tokens, "--max-tokens", str(new),
-                                "--policy", policy, "--out", out], check=True, stderr=subprocess.DEVNULL)
+                # The model path relative to the repository: the session records it, and seeds must not name
+                # a folder of the machine that made them.
+                subprocess.run([os.path.abspath(args.cli), "capture", "--model", os.path.relpath(MODEL, ROOT),
+                                "--tokens", tokens, "--max-tokens", str(new), "--policy", policy, "--out", out],
+                               check=True, stderr=subprocess.DEVNULL, cwd=ROOT)
                 raw = read(out)
                 put("session", policy + "_payload", raw[24:-8])  # the harness adds header and checksum
                 put("session", policy + "_file", raw)

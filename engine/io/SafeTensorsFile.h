@@ -10,8 +10,7 @@
 #include <string_view>
 #include <vector>
 
-namespace sage
-{
+namespace sage {
 
 // One .safetensors file, memory-mapped read-only and validated completely on open: the header is
 // well-formed, every tensor has a supported dtype, its shape matches its byte range, the range lies inside

@@ -33,7 +33,8 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir)
 std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadOptions& options)
 {
     if (!std::filesystem::is_directory(dir))
-        throw SageError(dir.string() + ": is not a folder; pass a model folder with config.json and safetensors weights");
+        throw SageError(dir.string() +
+                        ": is not a folder; pass a model folder with config.json and safetensors weights");
     std::unique_ptr<Model> m(new Model());
     m->m_folder = dir;
     m->m_config = ModelConfig::load(dir);
@@ -67,9 +68,9 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadO
         for (int32_t id : m->m_tokenizer->eosIds())
             if (std::find(m->m_eosIds.begin(), m->m_eosIds.end(), id) == m->m_eosIds.end()) m->m_eosIds.push_back(id);
         if (m->m_tokenizer->vocabSize() > c.vocabSize)
-            throw SageError((dir / "tokenizer.model").string() + ": has " + std::to_string(m->m_tokenizer->vocabSize()) +
-                            " pieces but config.json vocab_size is " + std::to_string(c.vocabSize) +
-                            "; the tokenizer does not belong to this model");
+            throw SageError((dir / "tokenizer.model").string() + ": has " +
+                            std::to_string(m->m_tokenizer->vocabSize()) + " pieces but config.json vocab_size is " +
+                            std::to_string(c.vocabSize) + "; the tokenizer does not belong to this model");
     }
     for (int64_t id : m->m_eosIds)
         if (id >= c.vocabSize)
@@ -90,8 +91,9 @@ void Model::bindWeights()
             if (spec.name == "lm_head.weight")
                 throw SageError(m_folder.string() + ": tensor lm_head.weight is missing and config.json has "
                                                     "tie_word_embeddings false; set it to true if the head is tied");
-            throw SageError(m_folder.string() + ": tensor " + spec.name + " is missing; config.json implies it with shape " +
-                            shapeText(spec.shape) + " (is the config from another model?)");
+            throw SageError(m_folder.string() + ": tensor " + spec.name +
+                            " is missing; config.json implies it with shape " + shapeText(spec.shape) +
+                            " (is the config from another model?)");
         }
         auto squeeze = [](std::vector<int64_t> s) {
             if (s.size() == 2 && s[0] == 1) s.erase(s.begin());
@@ -146,7 +148,8 @@ void Model::bindWeights()
         w.moe = c.isMoeLayer(L);
         if (w.moe) {
             w.router = at(p + ".mlp.gate.weight");
-            for (int64_t e = 0; e < c.numExperts; ++e) w.experts.push_back(swiGlu(p + ".mlp.experts." + std::to_string(e)));
+            for (int64_t e = 0; e < c.numExperts; ++e)
+                w.experts.push_back(swiGlu(p + ".mlp.experts." + std::to_string(e)));
             w.hasSharedExpert = c.sharedExpertIntermediateSize > 0;
             if (w.hasSharedExpert) {
                 w.sharedExpert = swiGlu(p + ".mlp.shared_expert");
@@ -172,7 +175,8 @@ std::string Model::weightDtypeSummary() const
     }
     if (bytes.size() == 1) return bytes.begin()->first;
     std::string out = "mixed";
-    for (const auto& [k, v] : bytes) out += " " + k + ":" + std::to_string(v * 100 / std::max<uint64_t>(1, weightBytes())) + "%";
+    for (const auto& [k, v] : bytes)
+        out += " " + k + ":" + std::to_string(v * 100 / std::max<uint64_t>(1, weightBytes())) + "%";
     return out;
 }
 

@@ -22,22 +22,22 @@ struct SwiGluWeights {
 };
 
 struct LayerWeights {
-    WeightView inputNorm; // [1, D]
-    WeightView postNorm;  // [1, D]
-    WeightView q;         // [H*hd, D]
-    WeightView k;         // [KV*hd, D]
-    WeightView v;         // [KV*hd, D]
-    WeightView o;         // [D, H*hd]
+    WeightView inputNorm;    // [1, D]
+    WeightView postNorm;     // [1, D]
+    WeightView q;            // [H*hd, D]
+    WeightView k;            // [KV*hd, D]
+    WeightView v;            // [KV*hd, D]
+    WeightView o;            // [D, H*hd]
     WeightView loopGate;     // [H, hd]   (loop_num > 1 only)
     WeightView loopGateBias; // [1, H]    (loop_num > 1 only)
 
     bool moe = false;
-    SwiGluWeights mlp;                // dense layers
-    WeightView router;                // [E, D]
+    SwiGluWeights mlp;                  // dense layers
+    WeightView router;                  // [E, D]
     std::vector<SwiGluWeights> experts; // E entries
     bool hasSharedExpert = false;
     SwiGluWeights sharedExpert;
-    WeightView sharedExpertGate;      // [1, D]
+    WeightView sharedExpertGate; // [1, D]
 };
 
 // Safety checks Model::load runs before it hands out a model; each can be turned off explicitly.
@@ -72,7 +72,7 @@ public:
     const Tokenizer* tokenizer() const { return m_tokenizer.get(); }
     const TensorStore& tensors() const { return *m_store; }
 
-    const WeightView& embedTokens() const { return m_embed; } // [V, D]
+    const WeightView& embedTokens() const { return m_embed; }   // [V, D]
     const WeightView& finalNorm() const { return m_finalNorm; } // [1, D]
     const WeightView& lmHead() const { return m_lmHead; }       // [V, D] (the embedding when tied)
     const LayerWeights& layer(int64_t i) const { return m_layers[size_t(i)]; }

@@ -161,7 +161,8 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j, const std::string& sr
     if (!headDimGiven && c.hiddenSize % c.numAttentionHeads != 0)
         fail(src, "head_dim", "is missing and hidden_size is not divisible by num_attention_heads; add head_dim");
     c.headDim = getInt(j, "head_dim", src, c.hiddenSize / c.numAttentionHeads, 1);
-    if (c.headDim % 2 != 0) fail(src, "head_dim", "must be even for rotary embeddings, found " + std::to_string(c.headDim));
+    if (c.headDim % 2 != 0)
+        fail(src, "head_dim", "must be even for rotary embeddings, found " + std::to_string(c.headDim));
     c.rmsNormEps = getDouble(j, "rms_norm_eps", src, 1e-6);
     if (!(c.rmsNormEps > 0)) fail(src, "rms_norm_eps", "must be positive");
     c.ropeTheta = getDouble(j, "rope_theta", src, 10000.0);
@@ -170,7 +171,8 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j, const std::string& sr
     c.tieWordEmbeddings = getBool(j, "tie_word_embeddings", src, false);
     c.attentionBias = getBool(j, "attention_bias", src, false);
     c.mlpBias = getBool(j, "mlp_bias", src, false);
-    if (c.attentionBias) fail(src, "attention_bias", "is true; this engine supports models without attention bias only");
+    if (c.attentionBias)
+        fail(src, "attention_bias", "is true; this engine supports models without attention bias only");
     if (c.mlpBias) fail(src, "mlp_bias", "is true; this engine supports models without MLP bias only");
     c.loopNum = getInt(j, "loop_num", src, 1, 1, kMaxLoops);
     c.loopWindowSize = getInt(j, "loop_window_size", src, 64, 1);
@@ -205,7 +207,8 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j, const std::string& sr
         c.numExpertsPerTok = getInt(j, "num_experts_per_tok", src, std::nullopt, 1);
         if (c.numExpertsPerTok > c.numExperts)
             fail(src, "num_experts_per_tok",
-                 "(" + std::to_string(c.numExpertsPerTok) + ") exceeds num_experts (" + std::to_string(c.numExperts) + ")");
+                 "(" + std::to_string(c.numExpertsPerTok) + ") exceeds num_experts (" + std::to_string(c.numExperts) +
+                     ")");
         c.moeIntermediateSize = getInt(j, "moe_intermediate_size", src, std::nullopt, 1);
         c.normTopkProb = getBool(j, "norm_topk_prob", src, false);
         c.sharedExpertIntermediateSize = getInt(j, "shared_expert_intermediate_size", src, 0, 0);
@@ -215,7 +218,8 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j, const std::string& sr
             if (!m.is_array()) fail(src, "mlp_only_layers", "must be a list of layer indices");
             for (const json& e : m) {
                 if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() >= c.numHiddenLayers)
-                    fail(src, "mlp_only_layers", "must list layer indices in [0, num_hidden_layers), found " + m.dump());
+                    fail(src, "mlp_only_layers",
+                         "must list layer indices in [0, num_hidden_layers), found " + m.dump());
                 c.mlpOnlyLayers.push_back(e.get<int64_t>());
             }
         }
@@ -223,8 +227,8 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j, const std::string& sr
     // Dense layers exist when there are no experts or some layers are MLP-only.
     bool anyDense = c.numExperts == 0;
     for (int64_t L = 0; L < c.numHiddenLayers && !anyDense; ++L) anyDense = !c.isMoeLayer(L);
-    c.intermediateSize = getInt(j, "intermediate_size", src, anyDense ? std::nullopt : std::optional<int64_t>(0),
-                                anyDense ? 1 : 0);
+    c.intermediateSize =
+        getInt(j, "intermediate_size", src, anyDense ? std::nullopt : std::optional<int64_t>(0), anyDense ? 1 : 0);
 
     // What Model::load derives next (the tensor list, the parameter count) must stay small and exact.
     const int64_t perLayerFfn = c.numExperts > 0 ? 1 + 3 * c.numExperts + 4 : 3;
@@ -250,9 +254,9 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json& j, const std::string& sr
                 fail(src, "mch_heads", "must be a list of [layer, head] pairs, found " + e.dump());
             const int64_t L = e[0].get<int64_t>(), h = e[1].get<int64_t>();
             if (L < 0 || L >= c.numHiddenLayers || h < 0 || h >= c.numAttentionHeads)
-                fail(src, "mch_heads", "entry " + e.dump() + " is outside the model's " +
-                                           std::to_string(c.numHiddenLayers) + " layers x " +
-                                           std::to_string(c.numAttentionHeads) + " heads");
+                fail(src, "mch_heads",
+                     "entry " + e.dump() + " is outside the model's " + std::to_string(c.numHiddenLayers) +
+                         " layers x " + std::to_string(c.numAttentionHeads) + " heads");
             c.mchHeads.emplace_back(L, h);
         }
     }
@@ -301,7 +305,8 @@ std::vector<TensorSpec> ModelConfig::tensorSpecs() const
         }
         if (isMoeLayer(L)) {
             s.push_back({p + ".mlp.gate.weight", {numExperts, D}});
-            for (int64_t e = 0; e < numExperts; ++e) swiGlu(p + ".mlp.experts." + std::to_string(e), moeIntermediateSize);
+            for (int64_t e = 0; e < numExperts; ++e)
+                swiGlu(p + ".mlp.experts." + std::to_string(e), moeIntermediateSize);
             if (sharedExpertIntermediateSize > 0) {
                 swiGlu(p + ".mlp.shared_expert", sharedExpertIntermediateSize);
                 s.push_back({p + ".mlp.shared_expert_gate.weight", {1, D}});

@@ -37,7 +37,8 @@ inline void writeRandomCheckpoint(const std::filesystem::path& dir, const nlohma
                 s ^= s << 17;
                 const float u = float(int64_t(s >> 40) - (1ll << 23)) / float(1ll << 23); // [-1, 1)
                 const float v = isNorm ? 1.0f : u * scale;
-                if (dtype == DType::F32) std::memcpy(dst + i * 4, &v, 4);
+                if (dtype == DType::F32)
+                    std::memcpy(dst + i * 4, &v, 4);
                 else {
                     const uint16_t h = dtype == DType::BF16 ? floatToBf16(v) : floatToF16(v);
                     std::memcpy(dst + i * 2, &h, 2);

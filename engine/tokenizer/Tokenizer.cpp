@@ -10,11 +10,9 @@
 #include <fstream>
 #include <sstream>
 
-namespace sage
-{
+namespace sage {
 
-namespace
-{
+namespace {
 
 namespace fs = std::filesystem;
 
@@ -90,9 +88,8 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& modelDir
     std::error_code ec;
     if (!fs::exists(modelFile, ec)) return nullptr;
     if (!fs::is_regular_file(modelFile, ec))
-        throw SageError(modelFile.string() +
-                        ": is not a regular file. Replace it with the tokenizer.model of the "
-                        "checkpoint.");
+        throw SageError(modelFile.string() + ": is not a regular file. Replace it with the tokenizer.model of the "
+                                             "checkpoint.");
 
     std::unique_ptr<Tokenizer> tok(new Tokenizer);
     tok->m_modelFile = modelFile;
@@ -108,8 +105,7 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& modelDir
                                         const char* what) {
         std::string problem;
         try {
-            if (const auto status = sp.LoadFromSerializedProto(bytes); !status.ok())
-                problem = status.ToString();
+            if (const auto status = sp.LoadFromSerializedProto(bytes); !status.ok()) problem = status.ToString();
         } catch (const std::exception& e) {
             problem = e.what();
         }
@@ -141,8 +137,7 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& modelDir
         if (!prefixFirst)
             tok->m_firstSegment = tok->m_laterSegment;
         else
-            tok->m_firstSegment =
-                proto.addDummyPrefix ? SegmentMode::AsStored : SegmentMode::ContinueWithSpace;
+            tok->m_firstSegment = proto.addDummyPrefix ? SegmentMode::AsStored : SegmentMode::ContinueWithSpace;
         tok->m_stripLeadingSpace = prefixFirst || proto.removeExtraWhitespaces;
     }
     tok->m_stripAllLeadingSpace = proto.removeExtraWhitespaces;
@@ -155,8 +150,8 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& modelDir
     for (const auto& added : config.addedTokens) {
         if (added.id >= spSize && added.id - spSize >= kMaxAddedBeyond)
             throw SageError(configFile.string() + ": added token \"" + added.content + "\" has id " +
-                            std::to_string(added.id) + ", more than " + std::to_string(kMaxAddedBeyond) +
-                            " past the " + std::to_string(spSize) + " pieces of " + modelFile.filename().string() +
+                            std::to_string(added.id) + ", more than " + std::to_string(kMaxAddedBeyond) + " past the " +
+                            std::to_string(spSize) + " pieces of " + modelFile.filename().string() +
                             ". Fix the id in added_tokens_decoder or added_tokens.json.");
         vocab = std::max(vocab, added.id + 1);
     }
@@ -171,9 +166,8 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& modelDir
         case SentencePieceProto::Byte: {
             const int value = parseBytePiece(piece);
             if (value < 0)
-                throw SageError(
-                    modelFile.string() + ": byte piece " + std::to_string(id) + " is \"" + piece +
-                    "\", expected the form <0xNN>. Replace it with the tokenizer.model of the checkpoint.");
+                throw SageError(modelFile.string() + ": byte piece " + std::to_string(id) + " is \"" + piece +
+                                "\", expected the form <0xNN>. Replace it with the tokenizer.model of the checkpoint.");
             tok->m_kinds[id] = PieceKind::Byte;
             tok->m_byte[id] = static_cast<uint8_t>(value);
             break;
@@ -227,10 +221,9 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& modelDir
             return id;
         }
         if (key == "pad_token") return std::nullopt; // often names a token the vocabulary lacks; unused here
-        throw SageError(
-            configFile.string() + ": field '" + key + "' is \"" + content +
-            "\", which is neither a piece of tokenizer.model nor an added token. Fix the name or add "
-            "the token to added_tokens_decoder.");
+        throw SageError(configFile.string() + ": field '" + key + "' is \"" + content +
+                        "\", which is neither a piece of tokenizer.model nor an added token. Fix the name or add "
+                        "the token to added_tokens_decoder.");
     };
     if (config.bosToken)
         tok->m_bos = resolveNamed(*config.bosToken, "bos_token");
@@ -244,15 +237,13 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::filesystem::path& modelDir
     for (const auto& extra : config.additionalSpecialTokens) resolveNamed(extra, "additional_special_tokens");
 
     if (config.addBosToken && !tok->m_bos)
-        throw SageError(configFile.string() +
-                        ": field 'add_bos_token' is true but no BOS token is defined (no "
-                        "bos_token, and tokenizer.model has no <s>). Set bos_token or set "
-                        "add_bos_token to false.");
+        throw SageError(configFile.string() + ": field 'add_bos_token' is true but no BOS token is defined (no "
+                                              "bos_token, and tokenizer.model has no <s>). Set bos_token or set "
+                                              "add_bos_token to false.");
     if (config.addEosToken && tok->m_eos.empty())
-        throw SageError(configFile.string() +
-                        ": field 'add_eos_token' is true but no EOS token is defined (no "
-                        "eos_token, and tokenizer.model has no </s>). Set eos_token or set "
-                        "add_eos_token to false.");
+        throw SageError(configFile.string() + ": field 'add_eos_token' is true but no EOS token is defined (no "
+                                              "eos_token, and tokenizer.model has no </s>). Set eos_token or set "
+                                              "add_eos_token to false.");
 
     for (uint32_t i = 0; i < tok->m_specials.size(); ++i)
         tok->m_specialsByFirstByte[static_cast<uint8_t>(tok->m_specials[i].content[0])].push_back(i);
@@ -323,8 +314,8 @@ void Tokenizer::encodeSegment(std::string_view segment, bool atTextStart, std::v
     }
     std::vector<int> pieces;
     if (const auto status = sp.Encode(segment, &pieces); !status.ok())
-        throw SageError(m_modelFile.string() + ": sentencepiece could not encode the text (" +
-                        status.ToString() + ").");
+        throw SageError(m_modelFile.string() + ": sentencepiece could not encode the text (" + status.ToString() +
+                        ").");
     ids.insert(ids.end(), pieces.begin(), pieces.end());
 }
 
@@ -340,16 +331,14 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skipSpecial) co
 std::string Tokenizer::pieceText(int32_t id) const
 {
     switch (pieceKind(id)) {
-    case PieceKind::Invalid:
-        return "<id " + std::to_string(id) + ">";
+    case PieceKind::Invalid: return "<id " + std::to_string(id) + ">";
     case PieceKind::Byte: {
         const uint8_t b = m_byte[id];
         if (b == '\n' || b == '\t' || b == '\r') return escapeControls(std::string(1, static_cast<char>(b)));
         if (b >= 0x20 && b < 0x7F) return std::string(1, static_cast<char>(b));
         return m_sp->IdToPiece(id);
     }
-    default:
-        return escapeControls(m_text[id]);
+    default: return escapeControls(m_text[id]);
     }
 }
 

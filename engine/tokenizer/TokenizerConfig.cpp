@@ -10,11 +10,9 @@
 #include <map>
 #include <sstream>
 
-namespace sage
-{
+namespace sage {
 
-namespace
-{
+namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -29,8 +27,8 @@ std::string describe(const json& value)
 [[noreturn]] void wrongType(const fs::path& file, const std::string& key, const std::string& expected,
                             const json& found)
 {
-    throw SageError(file.string() + ": field '" + key + "' must be " + expected + ", found " +
-                    describe(found) + ". Fix the value or remove the key to use the default.");
+    throw SageError(file.string() + ": field '" + key + "' must be " + expected + ", found " + describe(found) +
+                    ". Fix the value or remove the key to use the default.");
 }
 
 // Returns nullopt when the file does not exist.
@@ -102,15 +100,13 @@ void readTokenNames(const json& doc, const fs::path& file, TokenizerConfig& conf
     const auto extra = doc.find("additional_special_tokens");
     if (extra != doc.end() && !extra->is_null()) {
         if (!extra->is_array())
-            wrongType(file, "additional_special_tokens", "a list of strings or {\"content\": ...} objects",
-                      *extra);
+            wrongType(file, "additional_special_tokens", "a list of strings or {\"content\": ...} objects", *extra);
         for (size_t i = 0; i < extra->size(); ++i) {
             const std::string key = "additional_special_tokens[" + std::to_string(i) + "]";
             const auto content = tokenContent((*extra)[i], key, file);
-            if (!content)
-                wrongType(file, key, "a string or an object with a \"content\" string", (*extra)[i]);
-            if (std::find(config.additionalSpecialTokens.begin(), config.additionalSpecialTokens.end(),
-                          *content) == config.additionalSpecialTokens.end())
+            if (!content) wrongType(file, key, "a string or an object with a \"content\" string", (*extra)[i]);
+            if (std::find(config.additionalSpecialTokens.begin(), config.additionalSpecialTokens.end(), *content) ==
+                config.additionalSpecialTokens.end())
                 config.additionalSpecialTokens.push_back(*content);
         }
     }
@@ -127,14 +123,12 @@ int32_t parseTokenId(const std::string& text, const std::string& key, const fs::
     return static_cast<int32_t>(value);
 }
 
-void readAddedTokensDecoder(const json& doc, const fs::path& file,
-                            std::map<int32_t, TokenizerConfig::AddedToken>& out)
+void readAddedTokensDecoder(const json& doc, const fs::path& file, std::map<int32_t, TokenizerConfig::AddedToken>& out)
 {
     const auto decoder = doc.find("added_tokens_decoder");
     if (decoder == doc.end() || decoder->is_null()) return;
     if (!decoder->is_object())
-        wrongType(file, "added_tokens_decoder", "an object mapping token ids to {\"content\": ...}",
-                  *decoder);
+        wrongType(file, "added_tokens_decoder", "an object mapping token ids to {\"content\": ...}", *decoder);
     for (const auto& [key, entry] : decoder->items()) {
         const std::string field = "added_tokens_decoder." + key;
         const int32_t id = parseTokenId(key, "added_tokens_decoder", file);
@@ -160,8 +154,7 @@ void readChatTemplate(const json& doc, const fs::path& file, TokenizerConfig& co
     if (it->is_array()) {
         for (const auto& entry : *it) {
             if (!entry.is_object() || !entry.contains("template") || !entry["template"].is_string())
-                wrongType(file, "chat_template", "a string or a list of {\"name\", \"template\"} objects",
-                          *it);
+                wrongType(file, "chat_template", "a string or a list of {\"name\", \"template\"} objects", *it);
             const bool isDefault = entry.contains("name") && entry["name"] == "default";
             if (!config.chatTemplate || isDefault) config.chatTemplate = entry["template"].get<std::string>();
             if (isDefault) break;

@@ -23,10 +23,7 @@ class TestBundledModel : public QObject
         QByteArray out, err;
     };
 
-    static QString modelDir()
-    {
-        return QStringLiteral(SAGE_SOURCE_DIR) + "/resources/models/sage-mini-coder";
-    }
+    static QString modelDir() { return QStringLiteral(SAGE_SOURCE_DIR) + "/resources/models/sage-mini-coder"; }
     static QString dataDir() { return QStringLiteral(SAGE_TEST_DATA_DIR) + "/bundled"; }
 
     static Run cli(const QStringList& args)
@@ -84,8 +81,7 @@ private slots:
         // The prompts are longer than the loop window (16), so loop 2's local stream drops keys.
         QVERIFY(tokens.size() > 16);
         const auto golden = sage::TensorStore::openFile((dataDir() + "/golden.safetensors").toStdString());
-        const std::string name =
-            pr.value(maxLoops == 1 ? "logits_loops1" : "logits").toString().toStdString();
+        const std::string name = pr.value(maxLoops == 1 ? "logits_loops1" : "logits").toString().toStdString();
         const sage::TensorInfo* t = golden->find(name);
         QVERIFY2(t, name.c_str());
         QCOMPARE(t->shape.size(), size_t(2));
@@ -125,8 +121,8 @@ private slots:
     void heldoutExcerptPerplexity()
     {
         const QJsonObject ex = expected().value("excerpt").toObject();
-        const Run r = cli({"score", "--model", modelDir(), "--text-file",
-                           dataDir() + "/" + ex.value("file").toString(), "--no-logits", "--format", "json"});
+        const Run r = cli({"score", "--model", modelDir(), "--text-file", dataDir() + "/" + ex.value("file").toString(),
+                           "--no-logits", "--format", "json"});
         QVERIFY2(r.code == 0, r.err.constData());
         const QJsonObject o = QJsonDocument::fromJson(r.out).object();
         // The engine's tokenizer must produce exactly the reference's ids ([<s>] + sentencepiece encode).

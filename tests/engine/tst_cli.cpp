@@ -72,8 +72,8 @@ private slots:
     void scoreEarlyExit()
     {
         const GoldenCase g = loadGoldenCase("loop2_dense_w4");
-        const Run r = cli({"score", "--model", g.dir, "--tokens", tokensArg(g.tokens), "--max-loops", "1", "--format",
-                           "json"});
+        const Run r =
+            cli({"score", "--model", g.dir, "--tokens", tokensArg(g.tokens), "--max-loops", "1", "--format", "json"});
         QCOMPARE(r.code, 0);
         std::vector<float> got;
         for (const auto& row : QJsonDocument::fromJson(r.out).object().value("logits").toArray())
@@ -115,10 +115,16 @@ private slots:
     {
         QTemporaryDir tmp;
         const std::filesystem::path dir = tmp.path().toStdString();
-        const nlohmann::json config = {{"model_type", "sageloopcoder"}, {"vocab_size", 512}, {"hidden_size", 32},
-                                       {"intermediate_size", 64}, {"num_hidden_layers", 2},
-                                       {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-                                       {"max_position_embeddings", 512}, {"loop_num", 2}, {"loop_window_size", 8}};
+        const nlohmann::json config = {{"model_type", "sageloopcoder"},
+                                       {"vocab_size", 512},
+                                       {"hidden_size", 32},
+                                       {"intermediate_size", 64},
+                                       {"num_hidden_layers", 2},
+                                       {"num_attention_heads", 4},
+                                       {"num_key_value_heads", 2},
+                                       {"max_position_embeddings", 512},
+                                       {"loop_num", 2},
+                                       {"loop_window_size", 8}};
         sage::writeRandomCheckpoint(dir, config, sage::DType::BF16, 5);
         for (const char* f : {"tokenizer.model", "tokenizer_config.json"})
             std::filesystem::copy(std::filesystem::path(SAGE_TEST_DATA_DIR) / "tokenizer" / f, dir / f);

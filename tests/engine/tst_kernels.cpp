@@ -22,8 +22,7 @@
 using namespace sage;
 using namespace sage::cpu;
 
-namespace
-{
+namespace {
 
 const DType kDTypes[] = {DType::F32, DType::F16, DType::BF16};
 
@@ -287,8 +286,8 @@ private slots:
                     matmul(pool1, x.data(), s.T, w.view, y1.data());
                     matmul(pool2, x.data(), s.T, w.view, y2.data());
                     matmul(pool3, x.data(), s.T, w.view, y3.data());
-                    const QByteArray what = QByteArray(isaName(isa)) + " " + dtypeName(dtype) +
-                                            " T=" + QByteArray::number(qint64(s.T));
+                    const QByteArray what =
+                        QByteArray(isaName(isa)) + " " + dtypeName(dtype) + " T=" + QByteArray::number(qint64(s.T));
                     QVERIFY2(bitwiseEqual(y1, y2), what.constData());
                     QVERIFY2(bitwiseEqual(y1, y3), what.constData());
                     // And run to run.
@@ -345,8 +344,7 @@ private slots:
                             const double ref = double(x[t * D + i]) * scale * double(w.view.at(0, i));
                             QVERIFY2(
                                 std::abs(double(y[t * D + i]) - ref) <= 2e-5 * std::abs(ref) + 1e-7,
-                                qPrintable(
-                                    QStringLiteral("%1 %2 D=%3").arg(isaName(isa), dtypeName(dtype)).arg(D)));
+                                qPrintable(QStringLiteral("%1 %2 D=%3").arg(isaName(isa), dtypeName(dtype)).arg(D)));
                         }
                     }
                     // In place gives the same bits.
@@ -440,8 +438,7 @@ private slots:
                 QCOMPARE(y[0], y0[0]); // untouched before the range
                 for (int64_t i = 1; i <= n; ++i) {
                     const double r = double(y0[size_t(i)]) + double(alpha) * a[size_t(i)];
-                    const double tol =
-                        1e-6 * (std::abs(double(alpha) * a[size_t(i)]) + std::abs(y0[size_t(i)]));
+                    const double tol = 1e-6 * (std::abs(double(alpha) * a[size_t(i)]) + std::abs(y0[size_t(i)]));
                     QVERIFY(std::abs(double(y[size_t(i)]) - r) <= tol);
                 }
             }

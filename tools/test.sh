@@ -17,7 +17,7 @@ ctest --preset dev -j "$JOBS" || status=1
 if [ "${SAGE_SKIP_ASAN:-0}" != "1" ]; then
   echo "== asan preset: build and engine tests under ASan+UBSan"
   cmake --preset asan >/dev/null
-  cmake --build --preset asan -j "$JOBS"
+  cmake --build --preset asan -j "$JOBS" --target engine_tests
   ctest --preset asan -j "$JOBS" -L engine || status=1
 fi
 

@@ -143,8 +143,8 @@ int main(int argc, char** argv)
             std::printf("IR sweep on %s: %lld tokens (%lld prompt, %zu contested), %d threads, best of %d\n",
                         modelDir.c_str(), (long long)tokens, (long long)prompt, candidates.size(), threads, reps);
             std::printf("  teacher-forced pass      %8.3f s\n", bestForward);
-            std::printf("  sweep                    %8.3f s  (capture pass %.3f s + propagation and evidence %.3f s)\n", bestSweep,
-                        bestCapture, bestSweep - bestCapture);
+            std::printf("  sweep                    %8.3f s  (capture pass %.3f s + propagation and evidence %.3f s)\n",
+                        bestSweep, bestCapture, bestSweep - bestCapture);
             std::printf("  ratio                    %8.2fx  (goal <= 2x)\n", ratio);
         }
         return 0;

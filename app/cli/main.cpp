@@ -98,19 +98,6 @@ std::unique_ptr<Model> loadModel(const CliOptions& o)
     return Model::load(modelDir(o), options);
 }
 
-std::string formatBytes(double b)
-{
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (b >= 1024 && u < 4) {
-        b /= 1024;
-        ++u;
-    }
-    char buf[64];
-    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", b, units[u]);
-    return buf;
-}
-
 std::string readFile(const std::string& path)
 {
     std::ifstream in(path, std::ios::binary);
@@ -131,6 +118,32 @@ const Tokenizer& requireTokenizer(const Model& model, const char* what)
         throw SageError(model.folder().string() + ": has no tokenizer.model, so " + what +
                         " cannot be used; pass token ids with --tokens");
     return *model.tokenizer();
+}
+
+// --prompt TEXT (encoded with the model's tokenizer) or --tokens 1,2,3; never empty.
+std::vector<int32_t> promptIds(const CliOptions& o, const Model& model)
+{
+    std::vector<int32_t> ids;
+    if (auto p = o.value("prompt"))
+        ids = requireTokenizer(model, "--prompt").encode(*p);
+    else
+        ids = toIds(cli::parseIdList(*o.value("tokens"), "tokens"));
+    if (ids.empty()) throw SageError("the prompt is empty; give a prompt text or token ids");
+    return ids;
+}
+
+// The sampling flags shared by generate, capture and explain (a command that does not accept a flag gets
+// its default: CliOptions refuses flags outside the command's list).
+SamplingParams samplingParams(const CliOptions& o)
+{
+    SamplingParams s;
+    s.temperature = o.number("temperature", 0.0, 0.0, 100.0);
+    s.topK = o.integer("top-k", 0, 0, 1 << 30);
+    s.topP = o.number("top-p", 1.0, 1e-9, 1.0);
+    s.minP = o.number("min-p", 0.0, 0.0, 1.0);
+    s.repetitionPenalty = o.number("repetition-penalty", 1.0, 1e-6, 100.0);
+    s.seed = uint64_t(o.integer("seed", 0, 0, std::numeric_limits<long long>::max()));
+    return s;
 }
 
 int cmdInfo(const CliOptions& o)
@@ -173,7 +186,7 @@ int cmdInfo(const CliOptions& o)
     std::printf("Architecture      %s (model_type %s)\n", c.architectureName().c_str(), c.modelType.c_str());
     std::printf("Parameters        %lld (%.3f B)\n", (long long)c.parameterCount(), double(c.parameterCount()) / 1e9);
     std::printf("Weights           %s, %s in %zu file(s), memory-mapped\n", model->weightDtypeSummary().c_str(),
-                formatBytes(weights).c_str(), model->tensors().fileCount());
+                formatByteSize(weights).c_str(), model->tensors().fileCount());
     std::printf("Layers            %lld, hidden %lld, heads %lld (KV %lld, head_dim %lld), vocab %lld\n",
                 (long long)c.numHiddenLayers, (long long)c.hiddenSize, (long long)c.numAttentionHeads,
                 (long long)c.numKeyValueHeads, (long long)c.headDim, (long long)c.vocabSize);
@@ -187,12 +200,12 @@ int cmdInfo(const CliOptions& o)
     if (c.hasMchKey) std::printf("MCH heads         %zu designated\n", c.mchHeads.size());
     std::printf("Context           %lld tokens (RoPE theta %g%s)\n", (long long)ctx, c.ropeTheta,
                 c.ropeScaling.type.empty() ? "" : (", " + c.ropeScaling.type + " scaling").c_str());
-    std::printf("KV cache (CPU)    %s per token + %s loop-window rings\n", formatBytes(kvPerToken).c_str(),
-                formatBytes(ringBytes).c_str());
+    std::printf("KV cache (CPU)    %s per token + %s loop-window rings\n", formatByteSize(kvPerToken).c_str(),
+                formatByteSize(ringBytes).c_str());
     const int64_t typical = std::min<int64_t>(4096, ctx);
     std::printf("Memory needed     %s at %lld tokens, %s at the full context (%lld tokens)\n",
-                formatBytes(weights + ringBytes + kvPerToken * double(typical)).c_str(), (long long)typical,
-                formatBytes(weights + ringBytes + kvPerToken * double(ctx)).c_str(), (long long)ctx);
+                formatByteSize(weights + ringBytes + kvPerToken * double(typical)).c_str(), (long long)typical,
+                formatByteSize(weights + ringBytes + kvPerToken * double(ctx)).c_str(), (long long)ctx);
     std::printf("Tokenizer         %s\n", model->tokenizer() ? "tokenizer.model" : "missing (token ids only)");
     std::printf("CPU kernels       %s\n", cpu::isaName(cpu::activeIsa()));
     return 0;
@@ -217,18 +230,9 @@ int cmdGenerate(const CliOptions& o)
     if (format != "text" && format != "json") throw UsageError{"--format must be text or json"};
     auto model = loadModel(o);
     GenerationRequest req;
-    if (auto p = o.value("prompt"))
-        req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
-    else
-        req.prompt = toIds(cli::parseIdList(*o.value("tokens"), "tokens"));
-    if (req.prompt.empty()) throw SageError("the prompt is empty; give a prompt text or token ids");
+    req.prompt = promptIds(o, *model);
     req.maxNewTokens = o.integer("max-tokens", 64, 0, 1 << 30);
-    req.sampling.temperature = o.number("temperature", 0.0, 0.0, 100.0);
-    req.sampling.topK = o.integer("top-k", 0, 0, 1 << 30);
-    req.sampling.topP = o.number("top-p", 1.0, 1e-9, 1.0);
-    req.sampling.minP = o.number("min-p", 0.0, 0.0, 1.0);
-    req.sampling.repetitionPenalty = o.number("repetition-penalty", 1.0, 1e-6, 100.0);
-    req.sampling.seed = uint64_t(o.integer("seed", 0, 0, std::numeric_limits<long long>::max()));
+    req.sampling = samplingParams(o);
     req.stopStrings = o.values("stop");
     req.eosTokenIds = model->eosTokenIds();
 
@@ -355,16 +359,9 @@ int cmdCapture(const CliOptions& o)
     if (format != "npy" && format != "json" && format != "csv") throw UsageError{"--format must be npy, json or csv"};
     auto model = loadModel(o);
     GenerationRequest req;
-    if (auto p = o.value("prompt"))
-        req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
-    else
-        req.prompt = toIds(cli::parseIdList(*o.value("tokens"), "tokens"));
-    if (req.prompt.empty()) throw SageError("the prompt is empty; give a prompt text or token ids");
+    req.prompt = promptIds(o, *model);
     req.maxNewTokens = o.integer("max-tokens", 0, 0, 1 << 30);
-    req.sampling.temperature = o.number("temperature", 0.0, 0.0, 100.0);
-    req.sampling.topK = o.integer("top-k", 0, 0, 1 << 30);
-    req.sampling.topP = o.number("top-p", 1.0, 1e-9, 1.0);
-    req.sampling.seed = uint64_t(o.integer("seed", 0, 0, std::numeric_limits<long long>::max()));
+    req.sampling = samplingParams(o);
     req.eosTokenIds = model->eosTokenIds();
 
     CapturePolicy policy = CapturePolicy::fromName(o.string("policy", "standard"), model->config());
@@ -421,7 +418,7 @@ int cmdCapture(const CliOptions& o)
         TraceExport::writeJson(trace, std::filesystem::path(*out) / "trace.json");
     }
     std::fprintf(stderr, "[captured %lld positions with policy %s: %s in the trace; wrote %s]\n",
-                 (long long)trace.size(), policy.name().c_str(), formatBytes(double(trace.bytes())).c_str(),
+                 (long long)trace.size(), policy.name().c_str(), formatByteSize(double(trace.bytes())).c_str(),
                  out->c_str());
     return 0;
 }
@@ -446,20 +443,10 @@ int cmdExplain(const CliOptions& o)
 
     auto model = loadModel(o);
     IrRequest req;
-    if (auto p = o.value("prompt")) {
-        req.prompt = requireTokenizer(*model, "--prompt").encode(*p);
-        req.promptText = *p;
-    } else {
-        req.prompt = toIds(cli::parseIdList(*o.value("tokens"), "tokens"));
-    }
-    if (req.prompt.empty()) throw SageError("the prompt is empty; give a prompt text or token ids");
+    req.prompt = promptIds(o, *model);
+    req.promptText = o.string("prompt", "");
     req.maxNewTokens = o.integer("max-tokens", 32, 1, 1 << 30);
-    req.sampling.temperature = o.number("temperature", 0.0, 0.0, 100.0);
-    req.sampling.topK = o.integer("top-k", 0, 0, 1 << 30);
-    req.sampling.topP = o.number("top-p", 1.0, 1e-9, 1.0);
-    req.sampling.minP = o.number("min-p", 0.0, 0.0, 1.0);
-    req.sampling.repetitionPenalty = o.number("repetition-penalty", 1.0, 1e-6, 100.0);
-    req.sampling.seed = uint64_t(o.integer("seed", 0, 0, std::numeric_limits<long long>::max()));
+    req.sampling = samplingParams(o);
 
     cpu::ThreadPool pool(threadCount(o));
     std::string lastStage;

@@ -58,8 +58,8 @@ def card(meta, ev, config):
     w("The default model of SAGE Workbench and `sage-cli`: a small looped (LoopCoder) Mixture-of-Experts "
       "transformer trained on the Python standard library, so that every view of the workbench (loop-2 gates, "
       "global vs local streams, expert routing, Inverse Reasoning) has real, structured behaviour to show out of "
-      "the box. It is a teaching and testing model, not a useful assistant: trained for about 25 minutes on two "
-      f"shared CPU cores ({meta['tokens_seen']:,} tokens, {meta['epochs']:.2f} epochs), its completions have the "
+      "the box. It is a teaching and testing model, not a useful assistant: trained for about "
+      f"{meta['train_wall_s'] / 60:.0f} minutes on {meta['threads']} CPU thread(s) ({meta['tokens_seen']:,} tokens, {meta['epochs']:.2f} epochs), its completions have the "
       "surface of standard-library Python (indentation, `self.` attributes, docstrings, `return`) but little "
       "meaning; its perplexity is well below a unigram model's, and loop 2 measurably improves on loop 1.")
     w("")

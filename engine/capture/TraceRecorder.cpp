@@ -169,20 +169,15 @@ void TraceRecorder::observeAttention(int64_t /*loop*/, int64_t /*layer*/, int64_
         row.probs.assign(probs, probs + count);
     }
     // H = -sum p log p = log Z - sum p s with log Z = s_k - log p_k for the most probable key k: one
-    // logarithm per row instead of one per key (which would cost more than the attention itself).
-    int64_t best = 0;
-    double ps = 0;
-    for (int64_t j = 0; j < count; ++j) {
-        if (probs[j] > probs[best]) best = j;
-        ps += double(probs[j]) * double(scores[j]);
-    }
-    const double logZ = double(scores[best]) - std::log(double(probs[best]));
-    r.entropy[size_t(slot)] = float(std::max(0.0, logZ - ps));
+    // logarithm per row instead of one per key (which would cost more than the attention itself). sum p s is
+    // the engine's vectorised dot product; the most probable key is the top-k list's first entry.
     const int k = r.topK;
+    int64_t best = 0;
     if (k > 0) {
         int32_t* keys = r.topKeys.data() + slot * k;
         float* vals = r.topProbs.data() + slot * k;
         topK(probs, count, k, keys, vals);
+        if (keys[0] >= 0) best = keys[0];
         double kept = 0;
         for (int e = 0; e < k; ++e)
             if (keys[e] >= 0) {
@@ -191,8 +186,12 @@ void TraceRecorder::observeAttention(int64_t /*loop*/, int64_t /*layer*/, int64_
             }
         r.restMass[size_t(slot)] = float(std::max(0.0, 1.0 - kept));
     } else {
+        best = std::max_element(probs, probs + count) - probs;
         r.restMass[size_t(slot)] = 0.0f;
     }
+    const double ps = double(cpu::dot(probs, scores, count));
+    const double logZ = double(scores[best]) - std::log(double(probs[best]));
+    r.entropy[size_t(slot)] = float(std::max(0.0, logZ - ps));
 }
 
 const std::vector<float>& TraceRecorder::gram(int64_t layer)
@@ -221,17 +220,13 @@ void TraceRecorder::observeStreams(int64_t /*loop*/, int64_t layer, int64_t head
                                    const float* b, float g)
 {
     // ||o_proj_h x||^2 = x^T G x with the head's Gram matrix G = W_h^T W_h ([hd, hd], precomputed): hd^2 work
-    // instead of D * hd. Float rows (vectorised) with double accumulation of the hd row results.
+    // instead of D * hd. Float rows (the engine's vectorised dot) with double accumulation of the hd row results.
     const int64_t hd = m_model.config().headDim;
     const float* G = m_gram[size_t(layer)].data() + head * hd * hd;
     double qa = 0, qb = 0, ab = 0, aa = 0, bb = 0;
     for (int64_t x = 0; x < hd; ++x) {
         const float* gx = G + x * hd;
-        float ga = 0, gb = 0;
-        for (int64_t y = 0; y < hd; ++y) {
-            ga += gx[y] * a[y];
-            gb += gx[y] * b[y];
-        }
+        const float ga = cpu::dot(gx, a, hd), gb = cpu::dot(gx, b, hd);
         qa += double(a[x]) * ga;
         qb += double(b[x]) * gb;
         ab += double(a[x]) * b[x];
@@ -294,38 +289,31 @@ void TraceRecorder::observeLens(int64_t loop, int64_t layer, int64_t i0, int64_t
         m_finalSum.assign(size_t(total), -1.0); // computed lazily per row
         m_finalMax.resize(size_t(total));
     }
-    std::vector<float> pl(static_cast<size_t>(V)); // [V]
+    std::vector<float> tmp(static_cast<size_t>(V)); // [V]
     for (int64_t r = 0; r < rows; ++r) {
         const int64_t row = i0 + r;
         const float* l = lens + r * V;
         const float* f = base + row * V;
         float* pf = m_finalExp.data() + row * V;
         if (m_finalSum[size_t(row)] < 0) {
-            float mf = f[0];
-            for (int64_t v = 1; v < V; ++v) mf = std::max(mf, f[v]);
-            double sf = 0;
-            for (int64_t v = 0; v < V; ++v) sf += pf[v] = std::exp(f[v] - mf);
+            const float mf = *std::max_element(f, f + V);
             m_finalMax[size_t(row)] = mf;
-            m_finalSum[size_t(row)] = sf;
+            m_finalSum[size_t(row)] = cpu::expShifted(f, V, mf, pf);
         }
         const float mf = m_finalMax[size_t(row)];
         const double sf = m_finalSum[size_t(row)];
         const bool same = l == f; // the last loop: the lens is the output itself, KL 0
         // KL(final || lens) = sum pf * (log pf - log pl) with log pf - log pl = (f - l) - (log Zf - log Zl), so
-        // no logarithm per entry.
-        const float* pe = pf;
+        // no logarithm per entry. The top-k of the lens are those of its logits (exp is monotonic).
+        float ml = mf;
         double sl = sf, kl = 0;
         if (!same) {
-            float ml = l[0];
-            for (int64_t v = 1; v < V; ++v) ml = std::max(ml, l[v]);
-            sl = 0;
-            for (int64_t v = 0; v < V; ++v) sl += pl[size_t(v)] = std::exp(l[v] - ml);
-            const double dz = (double(mf) + std::log(sf)) - (double(ml) + std::log(sl));
-            for (int64_t v = 0; v < V; ++v) kl += double(pf[v]) * ((double(f[v]) - double(l[v])) - dz);
-            kl /= sf;
-            pe = pl.data();
+            ml = *std::max_element(l, l + V);
+            sl = cpu::expShifted(l, V, ml, tmp.data());
+            const float dz = float((double(mf) + std::log(sf)) - (double(ml) + std::log(sl)));
+            for (int64_t v = 0; v < V; ++v) tmp[size_t(v)] = (f[v] - l[v]) - dz;
+            kl = double(cpu::dot(pf, tmp.data(), V)) / sf;
         }
-        const float inv = float(1.0 / sl);
         LensRecord rec;
         rec.loop = int16_t(loop);
         rec.layer = int16_t(layer);
@@ -333,8 +321,10 @@ void TraceRecorder::observeLens(int64_t loop, int64_t layer, int64_t i0, int64_t
         rec.tokens.resize(size_t(k));
         rec.probs.resize(size_t(k));
         if (k > 0) {
-            topK(pe, V, k, rec.tokens.data(), rec.probs.data());
-            for (float& p : rec.probs) p *= inv;
+            topK(l, V, k, rec.tokens.data(), rec.probs.data());
+            for (int e = 0; e < k; ++e)
+                rec.probs[size_t(e)] =
+                    rec.tokens[size_t(e)] < 0 ? 0.0f : float(std::exp(double(rec.probs[size_t(e)] - ml)) / sl);
         }
         m_pending[size_t(row)]->lens.push_back(std::move(rec));
     }

@@ -5,6 +5,7 @@
 #include "engine/cpu/ThreadPool.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -208,6 +209,27 @@ void convertRow(const WeightView& w, int64_t r, float* dst)
     checkShape(r >= 0 && r < w.rows, "convertRow: row " + std::to_string(r) + " is outside the " +
                                          std::to_string(w.rows) + " rows of the weight");
     kernelsFor(activeIsa()).convert(w.row(r).data, w.dtype, w.cols, dst);
+}
+
+float expShifted(const float* x, int64_t n, float shift, float* out)
+{
+    constexpr float kLog2e = 1.44269504088896341f, kC1 = 0.693359375f, kC2 = -2.12194440e-4f;
+    constexpr float kRound = 12582912.0f; // 1.5 * 2^23: (t + kRound) - kRound rounds t to the nearest integer
+    for (int64_t j = 0; j < n; ++j) {
+        float v = std::clamp(x[j] - shift, -87.3f, 88.3f);
+        const float fn = (v * kLog2e + kRound) - kRound;
+        v = v - fn * kC1 - fn * kC2;
+        float p = 1.9875691500e-4f;
+        p = p * v + 1.3981999507e-3f;
+        p = p * v + 8.3334519073e-3f;
+        p = p * v + 4.1665795894e-2f;
+        p = p * v + 1.6666665459e-1f;
+        p = p * v + 5.0000001201e-1f;
+        p = p * v * v + v + 1.0f;
+        const int32_t bits = (int32_t(fn) + 127) << 23;
+        out[j] = p * std::bit_cast<float>(bits);
+    }
+    return sum(out, n);
 }
 
 float dot(const float* a, const float* b, int64_t n)

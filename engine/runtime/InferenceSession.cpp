@@ -20,17 +20,18 @@ inline float sigmoid(float x)
 }
 
 // Softmax of s[0..n) in place, in f32 with max subtraction.
-inline void softmaxInPlace(float* s, int64_t n)
+// p = softmax(s) over n entries; p may alias s.
+inline void softmaxTo(const float* s, float* p, int64_t n)
 {
     float mx = s[0];
     for (int64_t j = 1; j < n; ++j) mx = std::max(mx, s[j]);
     float sum = 0.0f;
     for (int64_t j = 0; j < n; ++j) {
-        s[j] = std::exp(s[j] - mx);
-        sum += s[j];
+        p[j] = std::exp(s[j] - mx);
+        sum += p[j];
     }
     const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < n; ++j) s[j] *= inv;
+    for (int64_t j = 0; j < n; ++j) p[j] *= inv;
 }
 
 // Tells the hook how a forward call ended, also when it leaves by an exception.
@@ -302,7 +303,7 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
     m_pool.parallelFor(n * H, [&](int64_t begin, int64_t end) {
         thread_local std::vector<float> scores;
         thread_local std::vector<float> local;
-        thread_local std::vector<float> raw; // [keys] scaled scores before the softmax (capture only)
+        thread_local std::vector<float> kept; // [keys] probabilities of a captured row (the scores stay in `scores`)
         for (int64_t item = begin; item < end; ++item) {
             const int64_t i = item / H, h = item % H, kvh = h / group;
             const int64_t p = p0 + i;
@@ -313,12 +314,17 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
             scores.resize(size_t(p + 1));
             for (int64_t j = 0; j <= p; ++j) scores[size_t(j)] = cpu::dot(q, k1 + j * kvRow + kvh * hd, hd) * scale;
             const bool keepGlobal = wantAttn && (m_headStreams[size_t(h)] & StreamBits::Global);
-            if (keepGlobal) raw.assign(scores.begin(), scores.end());
-            softmaxInPlace(scores.data(), p + 1);
-            if (keepGlobal)
-                hook->observeAttention(loop, L, h, AttentionStream::Global, i, scores.data(), raw.data(), 0, p + 1);
+            const float* probs = scores.data();
+            if (keepGlobal) {
+                kept.resize(size_t(p + 1));
+                softmaxTo(scores.data(), kept.data(), p + 1);
+                probs = kept.data();
+                hook->observeAttention(loop, L, h, AttentionStream::Global, i, probs, scores.data(), 0, p + 1);
+            } else {
+                softmaxTo(scores.data(), scores.data(), p + 1);
+            }
             std::fill(out, out + hd, 0.0f);
-            for (int64_t j = 0; j <= p; ++j) cpu::axpy(scores[size_t(j)], v1 + j * kvRow + kvh * hd, out, hd);
+            for (int64_t j = 0; j <= p; ++j) cpu::axpy(probs[j], v1 + j * kvRow + kvh * hd, out, hd);
             if (loop == 1) continue;
 
             // Local stream: this loop's keys at positions p-W+1..p; older ones from the ring, new ones pending.
@@ -331,13 +337,17 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
             for (int64_t j = first; j <= p; ++j)
                 scores[size_t(j - first)] = cpu::dot(q, keyAt(j, pendK, ringK), hd) * scale;
             const bool keepLocal = wantAttn && (m_headStreams[size_t(h)] & StreamBits::Local);
-            if (keepLocal) raw.assign(scores.begin(), scores.end());
-            softmaxInPlace(scores.data(), cnt);
-            if (keepLocal)
-                hook->observeAttention(loop, L, h, AttentionStream::Local, i, scores.data(), raw.data(), first, cnt);
+            const float* lprobs = scores.data();
+            if (keepLocal) {
+                kept.resize(size_t(cnt));
+                softmaxTo(scores.data(), kept.data(), cnt);
+                lprobs = kept.data();
+                hook->observeAttention(loop, L, h, AttentionStream::Local, i, lprobs, scores.data(), first, cnt);
+            } else {
+                softmaxTo(scores.data(), scores.data(), cnt);
+            }
             local.assign(size_t(hd), 0.0f);
-            for (int64_t j = first; j <= p; ++j)
-                cpu::axpy(scores[size_t(j - first)], keyAt(j, pendV, ringV), local.data(), hd);
+            for (int64_t j = first; j <= p; ++j) cpu::axpy(lprobs[j - first], keyAt(j, pendV, ringV), local.data(), hd);
             const float g = m_gate[size_t(i * H + h)];
             if (wantStreams) hook->observeStreams(loop, L, h, i, out, local.data(), g);
             for (int64_t d = 0; d < hd; ++d) out[d] = g * out[d] + (1.0f - g) * local[size_t(d)];
@@ -383,7 +393,7 @@ void InferenceSession::feedForward(const LayerWeights& w, int64_t n, int64_t loo
     std::vector<int32_t> order(static_cast<size_t>(E));
     for (int64_t i = 0; i < n; ++i) {
         float* p = m_router.data() + i * E;
-        softmaxInPlace(p, E);
+        softmaxTo(p, p, E);
         for (int64_t e = 0; e < E; ++e) order[size_t(e)] = int32_t(e);
         std::partial_sort(order.begin(), order.begin() + K, order.end(),
                           [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });

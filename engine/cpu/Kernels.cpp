@@ -211,7 +211,7 @@ void convertRow(const WeightView& w, int64_t r, float* dst)
     kernelsFor(activeIsa()).convert(w.row(r).data, w.dtype, w.cols, dst);
 }
 
-float expShifted(const float* x, int64_t n, float shift, float* out)
+double expShifted(const float* x, int64_t n, float shift, float* out)
 {
     constexpr float kLog2e = 1.44269504088896341f, kC1 = 0.693359375f, kC2 = -2.12194440e-4f;
     constexpr float kRound = 12582912.0f; // 1.5 * 2^23: (t + kRound) - kRound rounds t to the nearest integer
@@ -229,7 +229,10 @@ float expShifted(const float* x, int64_t n, float shift, float* out)
         const int32_t bits = (int32_t(fn) + 127) << 23;
         out[j] = p * std::bit_cast<float>(bits);
     }
-    return sum(out, n);
+    // f32 sums of blocks of 256 added in f64: the rounding error stays that of a 256-term sum for any n.
+    double total = 0;
+    for (int64_t b = 0; b < n; b += 256) total += double(sum(out + b, std::min<int64_t>(256, n - b)));
+    return total;
 }
 
 float dot(const float* a, const float* b, int64_t n)

@@ -41,8 +41,9 @@ void axpy(float a, const float* x, float* y, int64_t n);
 
 // out[j] = exp(x[j] - shift) for j in [0, n), with a polynomial exponential the compiler vectorises (Cephes
 // expf: relative error below 2e-7 against std::exp; arguments below -87.3 give about 1e-38 instead of 0).
-// For softmax-like rows (shift = the row maximum). Returns the sum of out[] (cpu::sum). out may alias x.
-float expShifted(const float* x, int64_t n, float shift, float* out);
+// For softmax-like rows (shift = the row maximum). Returns the sum of out[] (f32 blocks of 256, added in f64).
+// out may alias x.
+double expShifted(const float* x, int64_t n, float shift, float* out);
 
 // Sum of x[0, n) in f32 with a fixed order per ISA. Streams at full read bandwidth, which is why the
 // benchmarks use it as their memory-bandwidth probe.

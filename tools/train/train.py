@@ -83,15 +83,16 @@ def train_tokenizer(root, train_files, vocab_size, out_dir):
                 f.write(read_text(root, rel))
                 f.write("\n")
         prefix = os.path.join(tmp, "tok")
-        cmd = ["spm_train", f"--input={corpus}", f"--model_prefix={prefix}", "--model_type=bpe",
+        # Relative paths, run inside the temporary folder: the trainer records them in tokenizer.model.
+        cmd = ["spm_train", "--input=train.txt", "--model_prefix=tok", "--model_type=bpe",
                f"--vocab_size={vocab_size}", "--byte_fallback=true", "--unk_id=0", "--bos_id=1", "--eos_id=2",
                "--pad_id=-1", "--split_digits=true", "--allow_whitespace_only_pieces=true",
                "--remove_extra_whitespaces=false", "--normalization_rule_name=identity",
                "--add_dummy_prefix=false", "--character_coverage=1.0", "--max_sentence_length=16384",
                "--input_sentence_size=0", "--shuffle_input_sentence=false", "--num_threads=2",
                "--minloglevel=1"]
-        print("tokenizer:", " ".join(os.path.basename(c) if c.startswith(tmp) else c for c in cmd), flush=True)
-        subprocess.run(cmd, check=True)
+        print("tokenizer:", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True, cwd=tmp)
         os.makedirs(out_dir, exist_ok=True)
         with open(prefix + ".model", "rb") as src, open(os.path.join(out_dir, "tokenizer.model"), "wb") as dst:
             dst.write(src.read())

@@ -259,6 +259,7 @@ void RoutingView::onTraceReset()
     m_loadMapper->setLastBarSetColumn(std::max(m_load->columnCount() - 1, 0));
 
     m_layer = 0;
+    m_followLatest = true;
     m_probs->setCell(-1, m_routing->loop(), 0);
     m_cellLabel->setText(has ? tr("Click a cell of the grid to see its router probabilities.")
                              : tr("No trace: generate with capture on to see the expert routing."));
@@ -274,6 +275,10 @@ void RoutingView::onStepsAppended()
         return;
     }
     const TraceInfo& info = m_feed->info();
+    // Until a cell or a step is chosen, the router chart follows the newest token (layer 0), so it is never
+    // empty while a routed trace has steps.
+    if (m_followLatest && info.experts > 0 && m_feed->stepCount() > 0)
+        m_probs->setCell(m_feed->origin() + m_feed->stepCount() - 1, m_routing->loop(), m_layer);
     m_summary->setText(info.experts > 0 ? tr("%1 tokens · %2 experts, top-%3 · %4 layers")
                                               .arg(m_feed->stepCount())
                                               .arg(info.experts)
@@ -292,6 +297,7 @@ void RoutingView::updateAxes()
 
 void RoutingView::onCellClicked(int row, int layer)
 {
+    m_followLatest = false;
     m_layer = layer;
     m_probs->setCell(m_routing->positionOfRow(row), m_routing->loop(), layer);
     showTab(Tab::Router);
@@ -300,6 +306,7 @@ void RoutingView::onCellClicked(int row, int layer)
 void RoutingView::onSelectionChanged(int position)
 {
     if (position == m_probs->position()) return;
+    m_followLatest = false;
     m_probs->setCell(position, m_routing->loop(), m_layer);
 }
 

@@ -80,7 +80,8 @@ private:
 
     QPointer<TraceFeed> m_feed;
     QPointer<StepSelection> m_selection;
-    int m_layer = 0; // layer of the router chart (last clicked)
+    int m_layer = 0;            // layer of the router chart (last clicked)
+    bool m_followLatest = true; // the router chart shows the newest token until a cell or step is chosen
 
     RoutingTableModel* m_routing;
     ExpertLoadModel* m_load;

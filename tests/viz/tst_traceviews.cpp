@@ -109,6 +109,13 @@ private slots:
         feed.setTrace(syntheticTrace());
         QCoreApplication::processEvents();
 
+        // Before any click the router chart shows the newest token at layer 0, not an empty chart.
+        QTRY_VERIFY(feed.stepCount() > 0);
+        QTRY_COMPARE(view.routerProbsModel()->position(), feed.origin() + feed.stepCount() - 1);
+        QCOMPARE(view.routerProbsModel()->layer(), 0);
+        QVERIFY(view.routerProbsModel()->hasCell());
+        QVERIFY2(view.cellLabel()->text().startsWith("Position"), qPrintable(view.cellLabel()->text()));
+
         RoutingGridView* grid = view.grid();
         QSignalSpy clicked(grid, &RoutingGridView::cellClicked);
         const QRect cell = grid->cellRect(3, 1);

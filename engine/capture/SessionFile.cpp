@@ -3,6 +3,7 @@
 #include "engine/capture/Trace.h"
 #include "engine/core/SageError.h"
 #include "engine/io/StrictJson.h"
+#include "engine/runtime/Sampler.h"
 
 #include <cerrno>
 #include <csignal>
@@ -219,13 +220,7 @@ nlohmann::json metaJson(const SessionMeta& m, const Trace& t)
          {{"config_fnv1a64", m.model.configHash}, {"weights_fnv1a64", m.model.weightHash}, {"folder", m.modelFolder}}},
         {"prompt", m.prompt},
         {"prompt_text", m.promptText},
-        {"sampling",
-         {{"temperature", s.temperature},
-          {"top_k", s.topK},
-          {"top_p", s.topP},
-          {"min_p", s.minP},
-          {"repetition_penalty", s.repetitionPenalty},
-          {"seed", s.seed}}},
+        {"sampling", samplingJson(s)},
         {"max_new_tokens", m.maxNewTokens},
         {"policy", m.policy},
         {"trace",

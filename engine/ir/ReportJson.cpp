@@ -2,6 +2,7 @@
 
 #include "engine/capture/SessionFile.h"
 #include "engine/core/SageError.h"
+#include "engine/runtime/Sampler.h"
 
 #include <cmath>
 #include <fstream>
@@ -167,13 +168,7 @@ json ReportJson::toJson(const IrReport& r)
                   {"weights_fnv1a64", run.weightHash}}},
                 {"prompt_text", run.promptText},
                 {"prompt_tokens", run.promptTokens},
-                {"sampling",
-                 {{"temperature", s.temperature},
-                  {"top_k", s.topK},
-                  {"top_p", s.topP},
-                  {"min_p", s.minP},
-                  {"repetition_penalty", s.repetitionPenalty},
-                  {"seed", s.seed}}},
+                {"sampling", samplingJson(s)},
                 {"max_new_tokens", run.maxNewTokens},
                 {"stop_reason", run.stopReason},
                 {"engine_version", run.engineVersion},

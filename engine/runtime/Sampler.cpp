@@ -4,10 +4,21 @@
 
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
 
 namespace sage {
+
+nlohmann::json samplingJson(const SamplingParams& s)
+{
+    return {{"temperature", s.temperature},
+            {"top_k", s.topK},
+            {"top_p", s.topP},
+            {"min_p", s.minP},
+            {"repetition_penalty", s.repetitionPenalty},
+            {"seed", s.seed}};
+}
 
 namespace {
 
@@ -41,8 +52,10 @@ std::vector<double> softmax(const std::vector<double>& z, double temperature)
 
 Sampler::Sampler(SamplingParams params) : m_params(params), m_rng(params.seed)
 {
-    if (params.topP <= 0.0 || params.topP > 1.0) throw SageError("top-p must be in (0, 1], got " + std::to_string(params.topP));
-    if (params.minP < 0.0 || params.minP > 1.0) throw SageError("min-p must be in [0, 1], got " + std::to_string(params.minP));
+    if (params.topP <= 0.0 || params.topP > 1.0)
+        throw SageError("top-p must be in (0, 1], got " + std::to_string(params.topP));
+    if (params.minP < 0.0 || params.minP > 1.0)
+        throw SageError("min-p must be in [0, 1], got " + std::to_string(params.minP));
     if (params.topK < 0) throw SageError("top-k must be >= 0, got " + std::to_string(params.topK));
     if (params.repetitionPenalty <= 0.0)
         throw SageError("repetition penalty must be > 0, got " + std::to_string(params.repetitionPenalty));

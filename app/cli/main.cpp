@@ -386,7 +386,7 @@ int cmdCapture(const CliOptions& o)
     cpu::ThreadPool pool(threadCount(o));
     InferenceSession session(*model, pool);
     Trace trace;
-    TraceRecorder recorder(*model, policy, trace);
+    TraceRecorder recorder(*model, policy, trace, &pool);
     std::signal(SIGINT, onInterrupt);
     if (req.maxNewTokens > 0) {
         const GenerationResult r = captureGenerate(session, model->tokenizer(), req, recorder, {}, &g_cancel);
@@ -396,6 +396,7 @@ int cmdCapture(const CliOptions& o)
         std::vector<float> logits;
         session.forward(req.prompt, false, logits, &g_cancel);
         session.setCaptureHook(nullptr);
+        recorder.flush();
     }
     std::signal(SIGINT, SIG_DFL);
 

@@ -215,7 +215,7 @@ void EngineWorker::generate(quint64 job, const GenerationJob& request)
         if (request.capturePolicy != QLatin1String("off") && !request.capturePolicy.isEmpty()) {
             CapturePolicy policy = CapturePolicy::fromName(request.capturePolicy.toStdString(), config);
             trace = std::make_shared<Trace>();
-            recorder = std::make_unique<TraceRecorder>(*m_model, std::move(policy), *trace);
+            recorder = std::make_unique<TraceRecorder>(*m_model, std::move(policy), *trace, m_pool.get());
             emit traceStarted(job, trace);
         }
 

@@ -36,6 +36,7 @@ GenerationResult captureGenerate(InferenceSession& session, const Tokenizer* tok
             r.reason = StopReason::Cancelled;
         }
     }
+    recorder.flush(); // the steps still held for their batched logit lens
     return r;
 }
 

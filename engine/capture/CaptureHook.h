@@ -26,8 +26,9 @@ public:
     // A forward call over `tokens` at positions [p0, p0 + tokens.size()) begins, with `loops` loops.
     // Returns the forward-level kinds wanted (CaptureKind::LogitLens, CaptureKind::Logits).
     virtual uint32_t beginForward(int64_t p0, std::span<const int32_t> tokens, int64_t loops) = 0;
-    // The call ended: ok = true when it completed, false when it threw (the session state was rolled back,
-    // so what was observed in this call must be discarded).
+    // The call ended: ok = true when it completed (the positions are committed; an exception thrown here
+    // reaches forward()'s caller), false when it threw (the session state was rolled back, so what was observed
+    // in this call must be discarded; must not throw).
     virtual void endForward(bool ok) = 0;
 
     // Ask: the CaptureKind layer bits wanted at (loop, layer); 0 skips the layer entirely.
@@ -50,11 +51,13 @@ public:
                                const float* weights) = 0;
     // hidden [n, D]: the residual stream after the layer (attention and feed-forward added).
     virtual void observeResidual(int64_t loop, int64_t layer, const float* hidden) = 0;
-    // Rows [i0, i0 + rows): lens [rows, V] = lm_head(final_norm(h)) of the residual after `layer` of `loop`
-    // (layer = -1: after the whole loop), and final [rows, V], the call's output logits of the same rows.
-    virtual void observeLens(int64_t loop, int64_t layer, int64_t i0, int64_t rows, const float* lens,
-                             const float* final) = 0;
-    // logits [n, V] of every row of the call (CaptureKind::Logits).
+    // The input of a logit lens: hidden [n, D], the residual stream after `layer` of `loop` (CaptureKind::
+    // LensLayer at that layer), or after the whole loop (layer = -1; CaptureKind::LogitLens, every loop but
+    // the last, whose lens is the output itself). The lens is lm_head(final_norm(hidden)) (lensLogits in
+    // engine/model/Model.h); the hook computes it when it likes, e.g. in batches of rows over several calls.
+    virtual void observeLensInput(int64_t loop, int64_t layer, const float* hidden) = 0;
+    // logits [n, V]: the output logits of every row of the call, whatever rows the caller asked for. Called
+    // at the end of every call in which beginForward returned a kind or observeLensInput was called.
     virtual void observeLogits(const float* logits) = 0;
 };
 

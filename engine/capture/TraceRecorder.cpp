@@ -1,6 +1,7 @@
 #include "engine/capture/TraceRecorder.h"
 
 #include "engine/cpu/Kernels.h"
+#include "engine/cpu/ThreadPool.h"
 #include "engine/model/Model.h"
 
 #include <algorithm>
@@ -14,33 +15,15 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-// The k largest of p[0, n) as (index, value), most probable first, ties to the lower index.
-void topK(const float* p, int64_t n, int k, int32_t* idx, float* val)
-{
-    int have = 0;
-    for (int64_t j = 0; j < n; ++j) {
-        const float v = p[j];
-        if (have == k && !(v > val[k - 1])) continue;
-        int pos = have < k ? have++ : k - 1;
-        while (pos > 0 && v > val[pos - 1]) {
-            val[pos] = val[pos - 1];
-            idx[pos] = idx[pos - 1];
-            --pos;
-        }
-        val[pos] = v;
-        idx[pos] = int32_t(j);
-    }
-    for (int r = have; r < k; ++r) {
-        idx[r] = -1;
-        val[r] = 0.0f;
-    }
-}
-
 } // namespace
 
-TraceRecorder::TraceRecorder(const Model& model, CapturePolicy policy, Trace& trace)
-    : m_model(model), m_policy(std::move(policy)), m_trace(trace)
+TraceRecorder::TraceRecorder(const Model& model, CapturePolicy policy, Trace& trace, cpu::ThreadPool* pool)
+    : m_model(model), m_policy(std::move(policy)), m_trace(trace), m_pool(pool)
 {
+    if (!m_pool) {
+        m_ownPool = std::make_unique<cpu::ThreadPool>(1);
+        m_pool = m_ownPool.get();
+    }
     const ModelConfig& c = model.config();
     TraceInfo info;
     info.layers = c.numHiddenLayers;
@@ -60,10 +43,25 @@ TraceRecorder::TraceRecorder(const Model& model, CapturePolicy policy, Trace& tr
     m_gram.resize(size_t(c.numHiddenLayers));
 }
 
-TraceRecorder::~TraceRecorder() = default;
-
-uint32_t TraceRecorder::beginForward(int64_t p0, std::span<const int32_t> tokens, int64_t /*loops*/)
+TraceRecorder::~TraceRecorder()
 {
+    // Steps of completed calls are kept if at all possible (a generation that failed later still has them).
+    try {
+        flush();
+    } catch (...) {
+    }
+}
+
+bool TraceRecorder::lensWanted() const
+{
+    return (m_policy.kinds() & (CaptureKind::LogitLens | CaptureKind::LensLayer)) != 0;
+}
+
+uint32_t TraceRecorder::beginForward(int64_t p0, std::span<const int32_t> tokens, int64_t loops)
+{
+    m_callStart = Clock::now();
+    m_callJobs = m_jobs.size();
+    m_loops = loops;
     m_p0 = p0;
     m_pending.clear();
     m_pending.reserve(tokens.size());
@@ -78,22 +76,78 @@ uint32_t TraceRecorder::beginForward(int64_t p0, std::span<const int32_t> tokens
         m_pending.push_back(std::move(s));
     }
     m_nextChoice.reset();
-    m_finalFor = nullptr; // the final-softmax cache belongs to one forward call
     return m_policy.kinds() & CaptureKind::ForwardMask;
 }
 
 void TraceRecorder::endForward(bool ok)
 {
-    if (ok) {
-        // Full rows over the policy's key limit were not filled (observeAttention): drop their slots.
-        if (m_policy.fullRowMaxKeys() > 0)
-            for (auto& step : m_pending)
-                for (LayerRecord& r : step->layers)
-                    std::erase_if(r.fullRows, [](const FullAttentionRow& f) { return f.probs.empty(); });
-        std::vector<Trace::StepPtr> steps(m_pending.begin(), m_pending.end());
-        m_trace.append(std::move(steps));
+    const int64_t D = m_model.config().hiddenSize, V = m_model.config().vocabSize;
+    if (!ok) {
+        // Forget the failed call; what is held belongs to earlier calls that completed.
+        m_jobs.resize(m_callJobs);
+        m_jobHidden.resize(m_callJobs * size_t(D));
+        m_final.resize(m_held.size() * size_t(V));
+        m_finalLoops.resize(m_held.size());
+        m_pending.clear();
+        return;
     }
+    // Full rows over the policy's key limit were not filled (observeAttention): drop their slots.
+    if (m_policy.fullRowMaxKeys() > 0)
+        for (auto& step : m_pending)
+            for (LayerRecord& r : step->layers)
+                std::erase_if(r.fullRows, [](const FullAttentionRow& f) { return f.probs.empty(); });
+    const auto now = Clock::now();
+    const bool single = m_pending.size() == 1;
+    if (m_held.empty()) m_heldSince = m_callStart;
+    m_held.insert(m_held.end(), m_pending.begin(), m_pending.end());
     m_pending.clear();
+    const bool hold = lensWanted() && single && int64_t(m_held.size()) < m_batching.maxSteps &&
+                      now - m_callStart < m_batching.slowCall && now - m_heldSince < m_batching.maxHold;
+    if (!hold) flush();
+}
+
+void TraceRecorder::flush()
+{
+    if (m_held.empty()) return;
+    const ModelConfig& c = m_model.config();
+    const int64_t D = c.hiddenSize, V = c.vocabSize;
+    std::vector<std::pair<StepRecord*, LensRecord>> records;
+    if (lensWanted() && m_final.size() == m_held.size() * size_t(V)) {
+        // The final distribution of every held step, once; then the lens rows in chunks.
+        const size_t S = m_held.size();
+        m_finalExp.resize(S * size_t(V));
+        m_finalMax.resize(S);
+        m_finalSum.resize(S);
+        for (size_t s = 0; s < S; ++s) {
+            const float* f = m_final.data() + s * size_t(V);
+            m_finalMax[s] = cpu::maxValue(f, V);
+            m_finalSum[s] = cpu::expShifted(f, V, m_finalMax[s], m_finalExp.data() + s * size_t(V));
+        }
+        records.reserve(m_jobs.size() + S);
+        constexpr int64_t kChunk = 32; // lens rows per product: bounds the scratch to [32, V]
+        for (size_t j0 = 0; j0 < m_jobs.size(); j0 += size_t(kChunk)) {
+            const int64_t rows = std::min<int64_t>(kChunk, int64_t(m_jobs.size() - j0));
+            m_lensLogits.resize(size_t(rows * V));
+            lensLogits(m_model, *m_pool, m_jobHidden.data() + j0 * size_t(D), rows, m_normed, m_lensLogits.data());
+            for (int64_t r = 0; r < rows; ++r) {
+                const LensJob& job = m_jobs[j0 + size_t(r)];
+                records.emplace_back(m_held[job.held].get(),
+                                     lensRecord(job.loop, job.layer, m_lensLogits.data() + r * V, job.held));
+            }
+        }
+        if (m_policy.kinds() & CaptureKind::LogitLens)
+            for (size_t s = 0; s < S; ++s)
+                records.emplace_back(m_held[s].get(),
+                                     lensRecord(m_finalLoops[s], -1, m_final.data() + s * size_t(V), s));
+    }
+    for (auto& [step, rec] : records) step->lens.push_back(std::move(rec));
+    std::vector<Trace::StepPtr> steps(m_held.begin(), m_held.end());
+    m_held.clear();
+    m_jobs.clear();
+    m_jobHidden.clear();
+    m_final.clear();
+    m_finalLoops.clear();
+    m_trace.append(std::move(steps));
 }
 
 uint32_t TraceRecorder::askLayer(int64_t loop, int64_t layer)
@@ -176,7 +230,7 @@ void TraceRecorder::observeAttention(int64_t /*loop*/, int64_t /*layer*/, int64_
     if (k > 0) {
         int32_t* keys = r.topKeys.data() + slot * k;
         float* vals = r.topProbs.data() + slot * k;
-        topK(probs, count, k, keys, vals);
+        cpu::topK(probs, count, k, keys, vals);
         if (keys[0] >= 0) best = keys[0];
         double kept = 0;
         for (int e = 0; e < k; ++e)
@@ -275,66 +329,62 @@ void TraceRecorder::observeResidual(int64_t /*loop*/, int64_t /*layer*/, const f
     }
 }
 
-void TraceRecorder::observeLens(int64_t loop, int64_t layer, int64_t i0, int64_t rows, const float* lens,
-                                const float* final)
+void TraceRecorder::observeLensInput(int64_t loop, int64_t layer, const float* hidden)
 {
-    const int64_t V = m_model.config().vocabSize;
-    const int k = std::max(0, m_policy.lensTopK());
-    // The final rows' softmax, once per forward call: `final` points at row i0 of that call's [n, V] logits.
-    const float* base = final - i0 * V;
-    const int64_t total = int64_t(m_pending.size());
-    if (m_finalFor != base || int64_t(m_finalSum.size()) != total) {
-        m_finalFor = base;
-        m_finalExp.resize(size_t(total * V));
-        m_finalSum.assign(size_t(total), -1.0); // computed lazily per row
-        m_finalMax.resize(size_t(total));
-    }
-    std::vector<float> tmp(static_cast<size_t>(V)); // [V]
-    for (int64_t r = 0; r < rows; ++r) {
-        const int64_t row = i0 + r;
-        const float* l = lens + r * V;
-        const float* f = base + row * V;
-        float* pf = m_finalExp.data() + row * V;
-        if (m_finalSum[size_t(row)] < 0) {
-            const float mf = *std::max_element(f, f + V);
-            m_finalMax[size_t(row)] = mf;
-            m_finalSum[size_t(row)] = cpu::expShifted(f, V, mf, pf);
-        }
-        const float mf = m_finalMax[size_t(row)];
-        const double sf = m_finalSum[size_t(row)];
-        const bool same = l == f; // the last loop: the lens is the output itself, KL 0
-        // KL(final || lens) = sum pf * (log pf - log pl) with log pf - log pl = (f - l) - (log Zf - log Zl), so
-        // no logarithm per entry. The top-k of the lens are those of its logits (exp is monotonic).
-        float ml = mf;
-        double sl = sf, kl = 0;
-        if (!same) {
-            ml = *std::max_element(l, l + V);
-            sl = cpu::expShifted(l, V, ml, tmp.data());
-            const float dz = float((double(mf) + std::log(sf)) - (double(ml) + std::log(sl)));
-            for (int64_t v = 0; v < V; ++v) tmp[size_t(v)] = (f[v] - l[v]) - dz;
-            kl = double(cpu::dot(pf, tmp.data(), V)) / sf;
-        }
-        LensRecord rec;
-        rec.loop = int16_t(loop);
-        rec.layer = int16_t(layer);
-        rec.kl = float(std::max(0.0, kl));
-        rec.tokens.resize(size_t(k));
-        rec.probs.resize(size_t(k));
-        if (k > 0) {
-            topK(l, V, k, rec.tokens.data(), rec.probs.data());
-            for (int e = 0; e < k; ++e)
-                rec.probs[size_t(e)] =
-                    rec.tokens[size_t(e)] < 0 ? 0.0f : float(std::exp(double(rec.probs[size_t(e)] - ml)) / sl);
-        }
-        m_pending[size_t(row)]->lens.push_back(std::move(rec));
-    }
+    const int64_t D = m_model.config().hiddenSize;
+    const size_t n = m_pending.size();
+    m_jobHidden.insert(m_jobHidden.end(), hidden, hidden + n * size_t(D));
+    for (size_t i = 0; i < n; ++i) m_jobs.push_back({m_held.size() + i, int16_t(loop), int16_t(layer)});
 }
 
 void TraceRecorder::observeLogits(const float* logits)
 {
     const int64_t V = m_model.config().vocabSize;
-    for (size_t i = 0; i < m_pending.size(); ++i)
-        m_pending[i]->logits.assign(logits + int64_t(i) * V, logits + int64_t(i + 1) * V);
+    const size_t n = m_pending.size();
+    if (m_policy.kinds() & CaptureKind::Logits)
+        for (size_t i = 0; i < n; ++i)
+            m_pending[i]->logits.assign(logits + i * size_t(V), logits + (i + 1) * size_t(V));
+    if (lensWanted()) {
+        m_final.insert(m_final.end(), logits, logits + n * size_t(V));
+        m_finalLoops.insert(m_finalLoops.end(), n, int16_t(m_loops));
+    }
+}
+
+LensRecord TraceRecorder::lensRecord(int64_t loop, int64_t layer, const float* l, size_t s)
+{
+    const int64_t V = m_model.config().vocabSize;
+    const int k = std::max(0, m_policy.lensTopK());
+    const float* f = m_final.data() + s * size_t(V);
+    const float* pf = m_finalExp.data() + s * size_t(V);
+    const float mf = m_finalMax[s];
+    const double sf = m_finalSum[s];
+    const bool same = l == f; // the last loop: the lens is the output itself, KL 0
+    // KL(final || lens) = sum pf * (log pf - log pl) with log pf - log pl = (f - l) - (log Zf - log Zl), so
+    // no logarithm per entry. The top-k of the lens are those of its logits (exp is monotonic).
+    float ml = mf;
+    double sl = sf, kl = 0;
+    if (!same) {
+        std::vector<float>& tmp = m_lensTmp;
+        tmp.resize(size_t(V));
+        ml = cpu::maxValue(l, V);
+        sl = cpu::expShifted(l, V, ml, tmp.data());
+        const float dz = float((double(mf) + std::log(sf)) - (double(ml) + std::log(sl)));
+        for (int64_t v = 0; v < V; ++v) tmp[size_t(v)] = (f[v] - l[v]) - dz;
+        kl = double(cpu::dot(pf, tmp.data(), V)) / sf;
+    }
+    LensRecord rec;
+    rec.loop = int16_t(loop);
+    rec.layer = int16_t(layer);
+    rec.kl = float(std::max(0.0, kl));
+    rec.tokens.resize(size_t(k));
+    rec.probs.resize(size_t(k));
+    if (k > 0) {
+        cpu::topK(l, V, k, rec.tokens.data(), rec.probs.data());
+        for (int e = 0; e < k; ++e)
+            rec.probs[size_t(e)] =
+                rec.tokens[size_t(e)] < 0 ? 0.0f : float(std::exp(double(rec.probs[size_t(e)] - ml)) / sl);
+    }
+    return rec;
 }
 
 } // namespace sage

@@ -5,6 +5,7 @@
 #include "engine/capture/Trace.h"
 #include "engine/runtime/Sampler.h"
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -12,15 +13,40 @@
 namespace sage {
 
 class Model;
+namespace cpu {
+class ThreadPool;
+}
 
 // The capture hook that fills a Trace according to a CapturePolicy. Install it on an InferenceSession
-// (setCaptureHook); every successful forward call appends one StepRecord per position. Before the forward
+// (setCaptureHook); every successful forward call yields one StepRecord per position. Before the forward
 // call of a sampled token, setNextChoice() hands over how it was chosen (captureGenerate does this).
+//
+// Logit lens batching: a lens costs one lm_head row per position and lens, as much as a large part of a small
+// model's decode step when computed row by row. Steps of fast decode calls are therefore held back and their
+// lens rows computed together (lensLogits, whose results do not depend on the batch), then appended to the
+// trace. Only single-position calls are held, at most LensBatching::maxSteps steps or maxHold, and none after
+// a call that took longer than slowCall (a large model: the lens is then a small share of a step and waiting
+// would only delay the views). flush() appends what is held; captureGenerate calls it when generation ends,
+// and so does the destructor. The values recorded never depend on the batching.
 class TraceRecorder : public CaptureHook
 {
 public:
-    TraceRecorder(const Model& model, CapturePolicy policy, Trace& trace);
+    struct LensBatching {
+        int64_t maxSteps = 32;
+        std::chrono::milliseconds maxHold{30};
+        std::chrono::milliseconds slowCall{5};
+    };
+
+    // `pool` (which must outlive the recorder) computes the batched lens on the thread that calls forward()
+    // or flush(); nullptr computes it on that thread alone.
+    TraceRecorder(const Model& model, CapturePolicy policy, Trace& trace, cpu::ThreadPool* pool = nullptr);
     ~TraceRecorder() override;
+
+    void setLensBatching(const LensBatching& batching) { m_batching = batching; }
+    // Computes the logit lens of the held steps and appends them to the trace.
+    void flush();
+    // Steps of completed forward calls not yet in the trace.
+    int64_t heldSteps() const { return int64_t(m_held.size()); }
 
     const CapturePolicy& policy() const { return m_policy; }
     Trace& trace() { return m_trace; }
@@ -39,13 +65,16 @@ public:
     void observeRouter(int64_t loop, int64_t layer, const float* probs, const int32_t* experts,
                        const float* weights) override;
     void observeResidual(int64_t loop, int64_t layer, const float* hidden) override;
-    void observeLens(int64_t loop, int64_t layer, int64_t i0, int64_t rows, const float* lens,
-                     const float* final) override;
+    void observeLensInput(int64_t loop, int64_t layer, const float* hidden) override;
     void observeLogits(const float* logits) override;
 
 private:
+    using Clock = std::chrono::steady_clock;
     LayerRecord& current(int64_t i) { return m_pending[size_t(i)]->layers[m_layerIndex]; }
     const std::vector<float>& gram(int64_t layer);
+    bool lensWanted() const;
+    // The lens record of logits l [V] against held step s's final distribution.
+    LensRecord lensRecord(int64_t loop, int64_t layer, const float* l, size_t s);
 
     const Model& m_model;
     CapturePolicy m_policy;
@@ -59,12 +88,26 @@ private:
     // Per layer: Gram matrices G_h = Wo_h^T Wo_h [H, hd, hd] of o_proj's head slices, so that
     // ||Wo_h x|| = sqrt(x^T G_h x) costs hd^2 instead of D * hd. Built on first use.
     std::vector<std::vector<float>> m_gram;
-    // Softmax of the final logits of the current forward call, row by row ([rows, V] probabilities / Z, and
-    // log Z per row), computed once and shared by every lens record against them.
-    const float* m_finalFor = nullptr;
-    std::vector<float> m_finalExp;  // [rows, V] exp(f - max f)
-    std::vector<double> m_finalSum; // [rows] sum of the row's exp
-    std::vector<float> m_finalMax;  // [rows]
+
+    // Lens batching. Held steps come first in m_final / m_finalLoops, then the running call's steps.
+    LensBatching m_batching;
+    cpu::ThreadPool* m_pool = nullptr;
+    std::unique_ptr<cpu::ThreadPool> m_ownPool;
+    struct LensJob {
+        size_t held; // the step's index in m_held (steps of the running call follow the held ones)
+        int16_t loop, layer;
+    };
+    std::vector<std::shared_ptr<StepRecord>> m_held; // completed steps waiting for their lens
+    std::vector<LensJob> m_jobs;                     // lens rows to compute, in the order they were offered
+    std::vector<float> m_jobHidden;                  // [jobs, D] their residual-stream rows
+    std::vector<float> m_final;                      // [held + pending, V] final logits of each step
+    std::vector<int16_t> m_finalLoops;               // [held + pending] loops of the step's forward call
+    size_t m_callJobs = 0;                           // m_jobs.size() when the running call began
+    int64_t m_loops = 0;                             // loops of the running call
+    Clock::time_point m_callStart, m_heldSince;
+    // Flush scratch: the final softmax of each held step (exp(f - max f), its sum and max), lens logits.
+    std::vector<float> m_finalExp, m_finalMax, m_lensLogits, m_normed, m_lensTmp;
+    std::vector<double> m_finalSum;
 };
 
 } // namespace sage

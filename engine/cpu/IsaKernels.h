@@ -28,6 +28,12 @@ struct IsaKernels {
     float (*dot)(const float* a, const float* b, int64_t n);
     void (*axpy)(float a, const float* x, float* y, int64_t n);
     float (*sum)(const float* x, int64_t n);
+    // The first j in [0, n) with x[j] > t, or n (NaN entries are never greater).
+    int64_t (*firstGreater)(const float* x, int64_t n, float t);
+    // The largest of x[0, n), n >= 1, NaN entries skipped (-inf when all are NaN).
+    float (*maxValue)(const float* x, int64_t n);
+    // out[j] = exp(x[j] - shift) with the polynomial of expShifted (Kernels.h); out may alias x.
+    void (*expShift)(const float* x, int64_t n, float shift, float* out);
     // Runs `iterations` rounds of independent FMA chains held in registers; returns the flops executed.
     double (*fmaProbe)(int64_t iterations);
 };
@@ -39,5 +45,15 @@ const IsaKernels& avx512Kernels();
 
 // f32(x)^-1/2 of the mean square, shared by every ISA so they only differ in how sumSquares is summed.
 float rmsScale(float sumSquares, int64_t D, float eps);
+
+// Constants of the Cephes expf polynomial behind expShift: exp(v) = 2^n * p(v - n ln 2), n = round(v log2 e),
+// ln 2 split in two parts (Cody-Waite), arguments clamped to [kExpLo, kExpHi].
+namespace expf_poly {
+inline constexpr float kLog2e = 1.44269504088896341f, kC1 = 0.693359375f, kC2 = -2.12194440e-4f;
+inline constexpr float kRound = 12582912.0f; // 1.5 * 2^23: (t + kRound) - kRound rounds t to an integer
+inline constexpr float kExpLo = -87.3f, kExpHi = 88.3f;
+inline constexpr float kP[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                                4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+} // namespace expf_poly
 
 } // namespace sage::cpu

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -103,6 +104,36 @@ float scalarSum(const float* x, int64_t n)
     return s;
 }
 
+float scalarMaxValue(const float* x, int64_t n)
+{
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < n; ++j)
+        if (x[j] > m) m = x[j];
+    return m;
+}
+
+void scalarExpShift(const float* x, int64_t n, float shift, float* out)
+{
+    using namespace expf_poly;
+    for (int64_t j = 0; j < n; ++j) {
+        float v = std::clamp(x[j] - shift, kExpLo, kExpHi);
+        const float fn = (v * kLog2e + kRound) - kRound;
+        v = v - fn * kC1 - fn * kC2;
+        float p = kP[0];
+        for (int c = 1; c < 6; ++c) p = p * v + kP[c];
+        p = p * v * v + v + 1.0f;
+        const int32_t bits = (int32_t(fn) + 127) << 23;
+        out[j] = p * std::bit_cast<float>(bits);
+    }
+}
+
+int64_t scalarFirstGreater(const float* x, int64_t n, float t)
+{
+    int64_t j = 0;
+    while (j < n && !(x[j] > t)) ++j;
+    return j;
+}
+
 double scalarFmaProbe(int64_t iterations)
 {
     // Eight independent chains so the probe measures throughput, not latency.
@@ -124,17 +155,31 @@ const IsaKernels& kernelsFor(Isa isa)
     return scalarKernels();
 }
 
-void checkShape(bool ok, const std::string& message)
+// Throws SageError(message()) unless ok; the message is only built on failure (these checks run on every
+// kernel call of a decode step).
+template <class Message> void checkShape(bool ok, Message&& message)
 {
-    if (!ok) throw SageError(message);
+    if (!ok) [[unlikely]]
+        throw SageError(message());
 }
 
 } // namespace
 
 const IsaKernels& scalarKernels()
 {
-    static const IsaKernels k{scalarMatvecRows, scalarGemmBlock, 1,          1,         scalarConvert,
-                              scalarRmsnormRow, scalarDot,       scalarAxpy, scalarSum, scalarFmaProbe};
+    static const IsaKernels k{scalarMatvecRows,
+                              scalarGemmBlock,
+                              1,
+                              1,
+                              scalarConvert,
+                              scalarRmsnormRow,
+                              scalarDot,
+                              scalarAxpy,
+                              scalarSum,
+                              scalarFirstGreater,
+                              scalarMaxValue,
+                              scalarExpShift,
+                              scalarFmaProbe};
     return k;
 }
 
@@ -143,34 +188,31 @@ float rmsScale(float sumSquares, int64_t D, float eps)
     return 1.0f / std::sqrt(sumSquares / float(D) + eps);
 }
 
-void matmul(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, float* y)
+namespace {
+
+// Checks a matmul's arguments; false when there is nothing to compute (y is then already final).
+bool matmulArgs(const float* x, int64_t T, const WeightView& w, float* y)
 {
-    checkShape(T >= 0 && w.rows >= 0 && w.cols >= 0, "matmul: negative shape (T = " + std::to_string(T) + ", weight [" +
-                                                         std::to_string(w.rows) + ", " + std::to_string(w.cols) + "])");
-    const int64_t R = w.rows;
-    const int64_t K = w.cols;
-    if (T == 0 || R == 0) return;
-    if (K == 0) {
-        std::fill_n(y, T * R, 0.0f);
-        return;
+    checkShape(T >= 0 && w.rows >= 0 && w.cols >= 0, [&] {
+        return std::string("matmul: negative shape (T = " + std::to_string(T) + ", weight [" + std::to_string(w.rows) +
+                           ", " + std::to_string(w.cols) + "])");
+    });
+    if (T == 0 || w.rows == 0) return false;
+    if (w.cols == 0) {
+        std::fill_n(y, T * w.rows, 0.0f);
+        return false;
     }
-    checkShape(x && y && w.data, "matmul: null input, weight or output buffer");
+    checkShape(x && y && w.data, [&] { return std::string("matmul: null input, weight or output buffer"); });
+    return true;
+}
 
-    const IsaKernels& k = kernelsFor(activeIsa());
-    const bool serial = T * R * K < kSerialMacs || pool.threadCount() == 1;
-
-    if (T <= kMatvecMaxTokens) {
-        const auto rows = [&](int64_t r0, int64_t r1) { k.matvecRows(x, T, w, y, r0, r1); };
-        if (serial)
-            rows(0, R);
-        else
-            pool.parallelFor(R, rows, 8); // grain 8: no two threads write the same cache line of y
-        return;
-    }
-
+void blocked(ThreadPool& pool, const IsaKernels& k, bool serial, const float* x, int64_t T, const WeightView& w,
+             float* y)
+{
     // Work items are (token block, row panel) pairs. Row panels alone give each thread one contiguous
     // range of weight rows, which is what keeps weight traffic minimal; tokens are split as well only when
     // there are too few panels to keep every thread busy.
+    const int64_t R = w.rows;
     const int64_t panels = (R + k.gemmRowBlock - 1) / k.gemmRowBlock;
     const int64_t threads = serial ? 1 : pool.threadCount();
     const int64_t tokenTiles = (T + k.gemmTokenBlock - 1) / k.gemmTokenBlock;
@@ -194,45 +236,65 @@ void matmul(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, fl
         pool.parallelFor(panels * tokenBlocks, items, 1);
 }
 
+} // namespace
+
+void matmul(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, float* y)
+{
+    if (!matmulArgs(x, T, w, y)) return;
+    const IsaKernels& k = kernelsFor(activeIsa());
+    const bool serial = T * w.rows * w.cols < kSerialMacs || pool.threadCount() == 1;
+    if (T <= kMatvecMaxTokens) {
+        const auto rows = [&](int64_t r0, int64_t r1) { k.matvecRows(x, T, w, y, r0, r1); };
+        if (serial)
+            rows(0, w.rows);
+        else
+            pool.parallelFor(w.rows, rows, 8); // grain 8: no two threads write the same cache line of y
+        return;
+    }
+    blocked(pool, k, serial, x, T, w, y);
+}
+
+void matmulBlocked(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, float* y)
+{
+    if (!matmulArgs(x, T, w, y)) return;
+    const IsaKernels& k = kernelsFor(activeIsa());
+    blocked(pool, k, T * w.rows * w.cols < kSerialMacs || pool.threadCount() == 1, x, T, w, y);
+}
+
 void rmsnorm(const float* x, int64_t T, int64_t D, const WeightView& weight, float eps, float* y)
 {
-    checkShape(weight.rows == 1 && weight.cols == D, "rmsnorm: the norm weight has shape [" +
-                                                         std::to_string(weight.rows) + ", " +
-                                                         std::to_string(weight.cols) + "], expected one row of " +
-                                                         std::to_string(D) + " entries (the hidden size)");
+    checkShape(weight.rows == 1 && weight.cols == D, [&] {
+        return std::string("rmsnorm: the norm weight has shape [" + std::to_string(weight.rows) + ", " +
+                           std::to_string(weight.cols) + "], expected one row of " + std::to_string(D) +
+                           " entries (the hidden size)");
+    });
     const IsaKernels& k = kernelsFor(activeIsa());
     for (int64_t t = 0; t < T; ++t) k.rmsnormRow(x + t * D, D, weight, eps, y + t * D);
 }
 
 void convertRow(const WeightView& w, int64_t r, float* dst)
 {
-    checkShape(r >= 0 && r < w.rows, "convertRow: row " + std::to_string(r) + " is outside the " +
-                                         std::to_string(w.rows) + " rows of the weight");
+    checkShape(r >= 0 && r < w.rows, [&] {
+        return std::string("convertRow: row " + std::to_string(r) + " is outside the " + std::to_string(w.rows) +
+                           " rows of the weight");
+    });
     kernelsFor(activeIsa()).convert(w.row(r).data, w.dtype, w.cols, dst);
 }
 
 double expShifted(const float* x, int64_t n, float shift, float* out)
 {
-    constexpr float kLog2e = 1.44269504088896341f, kC1 = 0.693359375f, kC2 = -2.12194440e-4f;
-    constexpr float kRound = 12582912.0f; // 1.5 * 2^23: (t + kRound) - kRound rounds t to the nearest integer
-    for (int64_t j = 0; j < n; ++j) {
-        float v = std::clamp(x[j] - shift, -87.3f, 88.3f);
-        const float fn = (v * kLog2e + kRound) - kRound;
-        v = v - fn * kC1 - fn * kC2;
-        float p = 1.9875691500e-4f;
-        p = p * v + 1.3981999507e-3f;
-        p = p * v + 8.3334519073e-3f;
-        p = p * v + 4.1665795894e-2f;
-        p = p * v + 1.6666665459e-1f;
-        p = p * v + 5.0000001201e-1f;
-        p = p * v * v + v + 1.0f;
-        const int32_t bits = (int32_t(fn) + 127) << 23;
-        out[j] = p * std::bit_cast<float>(bits);
-    }
+    const IsaKernels& k = kernelsFor(activeIsa());
+    k.expShift(x, n, shift, out);
     // f32 sums of blocks of 256 added in f64: the rounding error stays that of a 256-term sum for any n.
     double total = 0;
-    for (int64_t b = 0; b < n; b += 256) total += double(sum(out + b, std::min<int64_t>(256, n - b)));
+    for (int64_t b = 0; b < n; b += 256) total += double(k.sum(out + b, std::min<int64_t>(256, n - b)));
     return total;
+}
+
+float maxValue(const float* x, int64_t n)
+{
+    checkShape(n >= 1, [&] { return std::string("maxValue: empty range"); });
+    return kernelsFor(activeIsa()).maxValue(x, n);
 }
 
 float dot(const float* a, const float* b, int64_t n)
@@ -248,6 +310,37 @@ void axpy(float a, const float* x, float* y, int64_t n)
 float sum(const float* x, int64_t n)
 {
     return kernelsFor(activeIsa()).sum(x, n);
+}
+
+void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
+{
+    // Insertion into the sorted list; once it is full, the vector scan skips to the next entry above its
+    // smallest value, so a row costs about one compare per entry plus O(k) per (rare) insertion.
+    const IsaKernels& kern = kernelsFor(activeIsa());
+    int have = 0;
+    const auto insert = [&](int64_t j) {
+        const float v = x[j];
+        int pos = have < k ? have++ : k - 1;
+        while (pos > 0 && v > val[pos - 1]) {
+            val[pos] = val[pos - 1];
+            idx[pos] = idx[pos - 1];
+            --pos;
+        }
+        val[pos] = v;
+        idx[pos] = int32_t(j);
+    };
+    int64_t j = 0;
+    if (k > 0) {
+        for (; j < n && have < k; ++j) insert(j);
+        while (j < n) {
+            j += kern.firstGreater(x + j, n - j, val[k - 1]);
+            if (j < n) insert(j++);
+        }
+    }
+    for (int r = have; r < k; ++r) {
+        idx[r] = -1;
+        val[r] = 0.0f;
+    }
 }
 
 double fmaPeakProbe(int64_t iterations)

@@ -24,6 +24,11 @@ void setMaxIsa(Isa isa);
 // W is read in its stored dtype (F32, F16, BF16) and converted on the fly. Accumulation in f32.
 // Parallel over rows of W (and over blocks of T for large T) on `pool`.
 void matmul(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, float* y);
+// The same product through the blocked (prefill) kernel whatever T is. Each y[t, r] is then computed with the
+// same operations for any T and any thread split, so rows computed in batches of different sizes agree bit
+// for bit (matmul's matrix-vector path for T <= kMatvecMaxTokens rounds differently). For batches of rows
+// collected over time, such as the logit lens of decode steps.
+void matmulBlocked(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, float* y);
 // Products of at most this many rows take the matrix-vector path, which reads the weights once for all rows
 // and computes every row with exactly the operations it gets alone: batching rows there changes no bit.
 inline constexpr int64_t kMatvecMaxTokens = 4;
@@ -39,11 +44,18 @@ float dot(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]
 void axpy(float a, const float* x, float* y, int64_t n);
 
-// out[j] = exp(x[j] - shift) for j in [0, n), with a polynomial exponential the compiler vectorises (Cephes
-// expf: relative error below 2e-7 against std::exp; arguments below -87.3 give about 1e-38 instead of 0).
+// out[j] = exp(x[j] - shift) for j in [0, n), with a vectorised polynomial exponential (Cephes expf: relative
+// error below 2e-7 against std::exp; arguments below -87.3 give about 1e-38 instead of 0).
 // For softmax-like rows (shift = the row maximum). Returns the sum of out[] (f32 blocks of 256, added in f64).
 // out may alias x.
 double expShifted(const float* x, int64_t n, float shift, float* out);
+
+// The largest entry of x[0, n), n >= 1 (NaN entries skipped). Vectorised.
+float maxValue(const float* x, int64_t n);
+
+// The k largest of x[0, n) as (index, value), largest first, ties to the lower index; NaN entries are skipped
+// once k entries are held. Fewer than k entries: the rest are (-1, 0). Vectorised scan.
+void topK(const float* x, int64_t n, int k, int32_t* idx, float* val);
 
 // Sum of x[0, n) in f32 with a fixed order per ISA. Streams at full read bandwidth, which is why the
 // benchmarks use it as their memory-bandwidth probe.

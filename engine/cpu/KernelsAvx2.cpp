@@ -12,7 +12,10 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+#include <bit>
 #include <cstdint>
+#include <limits>
 #include <new>
 
 namespace sage::cpu {
@@ -414,6 +417,73 @@ void rmsnormRow(const float* x, int64_t D_, const WeightView& weight, float eps,
     }
 }
 
+int64_t firstGreater(const float* x, int64_t n, float t)
+{
+    const __m256 tv = _mm256_set1_ps(t);
+    int64_t i = 0;
+    // Four vectors per step: one test per 32 entries while nothing exceeds t (the common case).
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+        const uint32_t m0 = uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), tv, _CMP_GT_OQ)));
+        const uint32_t m1 =
+            uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + kLanes), tv, _CMP_GT_OQ)));
+        const uint32_t m2 =
+            uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 2 * kLanes), tv, _CMP_GT_OQ)));
+        const uint32_t m3 =
+            uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 3 * kLanes), tv, _CMP_GT_OQ)));
+        const uint32_t all = m0 | (m1 << 8) | (m2 << 16) | (m3 << 24);
+        if (all) return i + std::countr_zero(all);
+    }
+    for (; i < n; ++i)
+        if (x[i] > t) return i;
+    return n;
+}
+
+float maxValue(const float* x, int64_t n)
+{
+    // max(v, acc) returns acc when v is NaN: NaN entries are skipped, as in the scalar kernel.
+    const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+    __m256 acc[4] = {ninf, ninf, ninf, ninf};
+    int64_t i = 0;
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes)
+        for (int j = 0; j < 4; ++j) acc[j] = _mm256_max_ps(_mm256_loadu_ps(x + i + j * kLanes), acc[j]);
+    const __m256 v = _mm256_max_ps(_mm256_max_ps(acc[0], acc[1]), _mm256_max_ps(acc[2], acc[3]));
+    alignas(32) float lanes[kLanes];
+    _mm256_store_ps(lanes, v);
+    float m = lanes[0];
+    for (int j = 1; j < kLanes; ++j) m = std::max(m, lanes[j]);
+    for (; i < n; ++i)
+        if (x[i] > m) m = x[i];
+    return m;
+}
+
+void expShift(const float* x, int64_t n, float shift, float* out)
+{
+    using namespace expf_poly;
+    const __m256 s = _mm256_set1_ps(shift), lo = _mm256_set1_ps(kExpLo), hi = _mm256_set1_ps(kExpHi);
+    const __m256 log2e = _mm256_set1_ps(kLog2e), c1 = _mm256_set1_ps(kC1), c2 = _mm256_set1_ps(kC2);
+    const __m256 rnd = _mm256_set1_ps(kRound), one = _mm256_set1_ps(1.0f);
+    const __m256i bias = _mm256_set1_epi32(127);
+    const auto block = [&](__m256 xv) {
+        // max/min with the bound first: a NaN argument stays NaN, as std::clamp leaves it.
+        __m256 v = _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_sub_ps(xv, s)));
+        const __m256 fn = _mm256_sub_ps(_mm256_fmadd_ps(v, log2e, rnd), rnd);
+        v = _mm256_fnmadd_ps(fn, c2, _mm256_fnmadd_ps(fn, c1, v));
+        __m256 p = _mm256_set1_ps(kP[0]);
+        for (int c = 1; c < 6; ++c) p = _mm256_fmadd_ps(p, v, _mm256_set1_ps(kP[c]));
+        p = _mm256_fmadd_ps(_mm256_mul_ps(p, v), v, _mm256_add_ps(v, one));
+        const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fn), bias), 23);
+        return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+    };
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) _mm256_storeu_ps(out + i, block(_mm256_loadu_ps(x + i)));
+    if (i < n) {
+        alignas(32) float buf[kLanes] = {};
+        for (int64_t j = i; j < n; ++j) buf[j - i] = x[j];
+        _mm256_store_ps(buf, block(_mm256_load_ps(buf)));
+        for (int64_t j = i; j < n; ++j) out[j] = buf[j - i];
+    }
+}
+
 double fmaProbe(int64_t iterations)
 {
     // 12 independent chains: more than latency (4-5) x FMA pipes (2) on current cores, within 16 registers.
@@ -435,8 +505,8 @@ double fmaProbe(int64_t iterations)
 
 const IsaKernels& avx2Kernels()
 {
-    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows, kTileTokens, convert,
-                              rmsnormRow, dot,       axpy,       sum,         fmaProbe};
+    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,   kTileTokens, convert,  rmsnormRow, dot,
+                              axpy,       sum,       firstGreater, maxValue,    expShift, fmaProbe};
     return k;
 }
 

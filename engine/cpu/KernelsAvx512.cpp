@@ -16,7 +16,9 @@
 
 #include <immintrin.h>
 
+#include <bit>
 #include <cstdint>
+#include <limits>
 #include <new>
 
 namespace sage::cpu {
@@ -432,6 +434,60 @@ void rmsnormRow(const float* x, int64_t D_, const WeightView& weight, float eps,
     }
 }
 
+int64_t firstGreater(const float* x, int64_t n, float t)
+{
+    const __m512 tv = _mm512_set1_ps(t);
+    int64_t i = 0;
+    // Four vectors per step: one mask test per 64 entries while nothing exceeds t (the common case).
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+        const __mmask16 m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), tv, _CMP_GT_OQ);
+        const __mmask16 m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i + kLanes), tv, _CMP_GT_OQ);
+        const __mmask16 m2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i + 2 * kLanes), tv, _CMP_GT_OQ);
+        const __mmask16 m3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i + 3 * kLanes), tv, _CMP_GT_OQ);
+        const uint64_t all = uint64_t(m0) | (uint64_t(m1) << 16) | (uint64_t(m2) << 32) | (uint64_t(m3) << 48);
+        if (all) return i + std::countr_zero(all);
+    }
+    for (; i < n; i += kLanes) {
+        const __mmask16 tm = tailMask(n - i);
+        const __mmask16 m = _mm512_mask_cmp_ps_mask(tm, _mm512_maskz_loadu_ps(tm, x + i), tv, _CMP_GT_OQ);
+        if (m) return i + std::countr_zero(uint32_t(m));
+    }
+    return n;
+}
+
+float maxValue(const float* x, int64_t n)
+{
+    // max(v, acc) returns acc when v is NaN: NaN entries are skipped, as in the scalar kernel.
+    const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    __m512 acc[4] = {ninf, ninf, ninf, ninf};
+    int64_t i = 0;
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes)
+        for (int j = 0; j < 4; ++j) acc[j] = _mm512_max_ps(_mm512_loadu_ps(x + i + j * kLanes), acc[j]);
+    for (; i < n; i += kLanes) acc[0] = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, tailMask(n - i), x + i), acc[0]);
+    return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(acc[0], acc[1]), _mm512_max_ps(acc[2], acc[3])));
+}
+
+void expShift(const float* x, int64_t n, float shift, float* out)
+{
+    using namespace expf_poly;
+    const __m512 s = _mm512_set1_ps(shift), lo = _mm512_set1_ps(kExpLo), hi = _mm512_set1_ps(kExpHi);
+    const __m512 log2e = _mm512_set1_ps(kLog2e), c1 = _mm512_set1_ps(kC1), c2 = _mm512_set1_ps(kC2);
+    const __m512 rnd = _mm512_set1_ps(kRound), one = _mm512_set1_ps(1.0f);
+    const __m512i bias = _mm512_set1_epi32(127);
+    for (int64_t i = 0; i < n; i += kLanes) {
+        const __mmask16 m = tailMask(n - i);
+        // max/min with the bound first: a NaN argument stays NaN, as std::clamp leaves it.
+        __m512 v = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s)));
+        const __m512 fn = _mm512_sub_ps(_mm512_fmadd_ps(v, log2e, rnd), rnd);
+        v = _mm512_fnmadd_ps(fn, c2, _mm512_fnmadd_ps(fn, c1, v));
+        __m512 p = _mm512_set1_ps(kP[0]);
+        for (int c = 1; c < 6; ++c) p = _mm512_fmadd_ps(p, v, _mm512_set1_ps(kP[c]));
+        p = _mm512_fmadd_ps(_mm512_mul_ps(p, v), v, _mm512_add_ps(v, one));
+        const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fn), bias), 23);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(p, _mm512_castsi512_ps(bits)));
+    }
+}
+
 double fmaProbe(int64_t iterations)
 {
     // 12 independent chains: more than latency (4) x FMA pipes (2) on current cores.
@@ -453,8 +509,8 @@ double fmaProbe(int64_t iterations)
 
 const IsaKernels& avx512Kernels()
 {
-    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows, kTileTokens, convert,
-                              rmsnormRow, dot,       axpy,       sum,         fmaProbe};
+    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,   kTileTokens, convert,  rmsnormRow, dot,
+                              axpy,       sum,       firstGreater, maxValue,    expShift, fmaProbe};
     return k;
 }
 

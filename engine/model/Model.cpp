@@ -1,6 +1,7 @@
 #include "engine/model/Model.h"
 
 #include "engine/core/SageError.h"
+#include "engine/cpu/Kernels.h"
 #include "engine/cpu/ThreadPool.h"
 #include "engine/io/TensorStore.h"
 #include "engine/model/MemoryCheck.h"
@@ -178,6 +179,15 @@ std::string Model::weightDtypeSummary() const
     for (const auto& [k, v] : bytes)
         out += " " + k + ":" + std::to_string(v * 100 / std::max<uint64_t>(1, weightBytes())) + "%";
     return out;
+}
+
+void lensLogits(const Model& model, cpu::ThreadPool& pool, const float* hidden, int64_t rows,
+                std::vector<float>& normed, float* out)
+{
+    const ModelConfig& c = model.config();
+    normed.resize(size_t(rows * c.hiddenSize));
+    cpu::rmsnorm(hidden, rows, c.hiddenSize, model.finalNorm(), float(c.rmsNormEps), normed.data());
+    cpu::matmulBlocked(pool, normed.data(), rows, model.lmHead(), out);
 }
 
 } // namespace sage

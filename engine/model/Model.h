@@ -100,4 +100,14 @@ private:
     std::optional<int64_t> m_bosId;
 };
 
+namespace cpu {
+class ThreadPool;
+}
+
+// The logit lens of residual-stream rows: out[rows, V] = lm_head(final_norm(hidden[rows, D])), through the
+// blocked matrix kernel (cpu::matmulBlocked), so that a row's result does not depend on how many rows are
+// computed together. `normed` is scratch, resized to [rows, D].
+void lensLogits(const Model& model, cpu::ThreadPool& pool, const float* hidden, int64_t rows,
+                std::vector<float>& normed, float* out);
+
 } // namespace sage

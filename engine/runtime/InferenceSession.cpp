@@ -34,13 +34,13 @@ inline void softmaxTo(const float* s, float* p, int64_t n)
     for (int64_t j = 0; j < n; ++j) p[j] *= inv;
 }
 
-// Tells the hook how a forward call ended, also when it leaves by an exception.
+// Tells the hook that a forward call failed when it leaves by an exception (success is reported explicitly,
+// outside a destructor, so that the hook's own errors propagate).
 struct HookCallGuard {
     CaptureHook* hook;
-    bool ok = false;
     ~HookCallGuard()
     {
-        if (hook) hook->endForward(ok);
+        if (hook) hook->endForward(false);
     }
 };
 
@@ -136,11 +136,9 @@ void InferenceSession::forward(std::span<const int32_t> tokens, bool allPosition
     for (int64_t i = 0; i < n; ++i) cpu::convertRow(m_model.embedTokens(), tokens[size_t(i)], m_h.data() + i * D);
 
     uint32_t forwardKinds = 0;
+    bool lensInput = false; // some residual stream went to the hook for its logit lens
     HookCallGuard guard{m_hook};
-    if (m_hook) {
-        forwardKinds = m_hook->beginForward(p0, tokens, m_loops);
-        m_lensHidden.clear();
-    }
+    if (m_hook) forwardKinds = m_hook->beginForward(p0, tokens, m_loops);
 
     for (int64_t loop = 1; loop <= m_loops; ++loop) {
         for (int64_t L = 0; L < N; ++L) {
@@ -150,9 +148,15 @@ void InferenceSession::forward(std::span<const int32_t> tokens, bool allPosition
             attention(loop, L, w, n, p0, want);
             feedForward(w, n, loop, L, want);
             if (want & CaptureKind::Residual) m_hook->observeResidual(loop, L, m_h.data());
-            if (want & CaptureKind::LensLayer) m_lensHidden.push_back({loop, L, m_h});
+            if (want & CaptureKind::LensLayer) {
+                m_hook->observeLensInput(loop, L, m_h.data());
+                lensInput = true;
+            }
         }
-        if ((forwardKinds & CaptureKind::LogitLens) && loop < m_loops) m_lensHidden.push_back({loop, -1, m_h});
+        if ((forwardKinds & CaptureKind::LogitLens) && loop < m_loops) {
+            m_hook->observeLensInput(loop, -1, m_h.data());
+            lensInput = true;
+        }
     }
 
     // Final norm once, after the last loop; the head only for the rows asked for.
@@ -161,47 +165,19 @@ void InferenceSession::forward(std::span<const int32_t> tokens, bool allPosition
     const float* hLast = m_h.data() + (n - rows) * D;
     cpu::rmsnorm(hLast, rows, D, m_model.finalNorm(), float(c.rmsNormEps), m_x.data());
     logits.resize(size_t(rows * V));
-    const bool capturing = forwardKinds != 0 || !m_lensHidden.empty();
-    const int64_t lensRows = int64_t(m_lensHidden.size()) * n;
-    if (capturing && rows == n && lensRows > 0 && n + lensRows <= cpu::kMatvecMaxTokens) {
-        // Decode with a logit lens: the lens rows share the head's weight pass with the final rows. Rows of a
-        // matrix-vector product are bit-identical to the same rows alone (cpu::kMatvecMaxTokens), so the
-        // returned logits are unchanged and the lens costs a few dot products instead of a second lm_head read.
-        m_lensX.resize(size_t((n + lensRows) * D)); // [final rows; lens rows of each saved stream] x D
-        std::memcpy(m_lensX.data(), m_x.data(), size_t(n * D) * sizeof(float));
-        for (size_t s = 0; s < m_lensHidden.size(); ++s)
-            cpu::rmsnorm(m_lensHidden[s].h.data(), n, D, m_model.finalNorm(), float(c.rmsNormEps),
-                         m_lensX.data() + (int64_t(s) + 1) * n * D);
-        m_lensLogits.resize(size_t((n + lensRows) * V));
-        cpu::matmul(m_pool, m_lensX.data(), n + lensRows, m_model.lmHead(), m_lensLogits.data());
-        std::memcpy(logits.data(), m_lensLogits.data(), size_t(n * V) * sizeof(float));
-        m_captureLogits.assign(m_lensLogits.begin(), m_lensLogits.begin() + n * V);
-        if (forwardKinds & CaptureKind::Logits) m_hook->observeLogits(m_captureLogits.data());
-        for (size_t s = 0; s < m_lensHidden.size(); ++s)
-            m_hook->observeLens(m_lensHidden[s].loop, m_lensHidden[s].layer, 0, n,
-                                m_lensLogits.data() + (int64_t(s) + 1) * n * V, m_captureLogits.data());
-        if (forwardKinds & CaptureKind::LogitLens)
-            m_hook->observeLens(m_loops, -1, 0, n, m_captureLogits.data(), m_captureLogits.data());
-        m_lensHidden.clear();
-    } else {
-        cpu::matmul(m_pool, m_x.data(), rows, m_model.lmHead(), logits.data());
-        // Capture: the final logits of every row (computed apart from the caller's rows above, so that capture
-        // never changes the returned numbers), then the logit lens of the kept residual streams against them.
-        if (capturing) {
-            if (rows == n) {
-                m_captureLogits = logits; // the same rows, computed above
-            } else {
-                m_captureLogits.resize(size_t(n * V));
-                cpu::rmsnorm(m_h.data(), n, D, m_model.finalNorm(), float(c.rmsNormEps), m_x.data());
-                cpu::matmul(m_pool, m_x.data(), n, m_model.lmHead(), m_captureLogits.data());
-            }
-            if (forwardKinds & CaptureKind::Logits) m_hook->observeLogits(m_captureLogits.data());
-            for (const SavedHidden& s : m_lensHidden)
-                deliverLens(s.loop, s.layer, s.h.data(), n, m_captureLogits.data());
-            if (forwardKinds & CaptureKind::LogitLens)
-                m_hook->observeLens(m_loops, -1, 0, n, m_captureLogits.data(), m_captureLogits.data());
-            m_lensHidden.clear();
+    cpu::matmul(m_pool, m_x.data(), rows, m_model.lmHead(), logits.data());
+    // Capture: the final logits of every row, computed apart from the caller's rows above so that capture
+    // never changes the returned numbers. The hook computes the logit lens of the residual streams it was given
+    // against them (in batches over several calls, TraceRecorder).
+    if (forwardKinds != 0 || lensInput) {
+        const float* all = logits.data();
+        if (rows != n) {
+            m_captureLogits.resize(size_t(n * V));
+            cpu::rmsnorm(m_h.data(), n, D, m_model.finalNorm(), float(c.rmsNormEps), m_x.data());
+            cpu::matmul(m_pool, m_x.data(), n, m_model.lmHead(), m_captureLogits.data());
+            all = m_captureLogits.data();
         }
+        m_hook->observeLogits(all);
     }
 
     // Commit: the call succeeded, so the new positions become part of the state.
@@ -222,23 +198,9 @@ void InferenceSession::forward(std::span<const int32_t> tokens, bool allPosition
     }
     m_pos += n;
     m_tokens.insert(m_tokens.end(), tokens.begin(), tokens.end());
-    guard.ok = true;
-}
-
-void InferenceSession::deliverLens(int64_t loop, int64_t L, const float* hidden, int64_t n, const float* finalLogits)
-{
-    // Chunks of rows bound the scratch to [chunk, V] whatever the prompt length.
-    const ModelConfig& c = m_model.config();
-    const int64_t D = c.hiddenSize, V = c.vocabSize;
-    const int64_t chunk = 32;
-    m_lensLogits.resize(size_t(std::min(chunk, n) * V));
-    std::vector<float> x(size_t(std::min(chunk, n) * D)); // [chunk, D]
-    for (int64_t i0 = 0; i0 < n; i0 += chunk) {
-        const int64_t r = std::min(chunk, n - i0);
-        cpu::rmsnorm(hidden + i0 * D, r, D, m_model.finalNorm(), float(c.rmsNormEps), x.data());
-        cpu::matmul(m_pool, x.data(), r, m_model.lmHead(), m_lensLogits.data());
-        m_hook->observeLens(loop, L, i0, r, m_lensLogits.data(), finalLogits + i0 * V);
-    }
+    // The positions are committed: if the hook fails now, its error reaches the caller but the state stays.
+    guard.hook = nullptr;
+    if (m_hook) m_hook->endForward(true);
 }
 
 void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w, int64_t n, int64_t p0, uint32_t want)

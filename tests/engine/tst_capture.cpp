@@ -66,6 +66,7 @@ void runCaptured(const Model& m, cpu::ThreadPool& pool, TraceRecorder& rec, cons
     std::vector<float> logits;
     if (prefill > 0) s.forward(std::span<const int32_t>(tokens.data(), prefill), false, logits);
     for (size_t i = prefill; i < tokens.size(); ++i) s.forward(std::span<const int32_t>(&tokens[i], 1), false, logits);
+    rec.flush();
 }
 
 void compareExport(const QString& caseName, const QString& exportDir, const QString& label)
@@ -152,40 +153,119 @@ private slots:
         }
     }
 
-    // Decode steps fuse the logit lens into the head's weight pass: the returned logits stay bit-identical to a
-    // run without capture, and the lens equals the lens computed by the unfused path (prefill) within 1e-4.
-    void decodeLensFusedWithHead()
+    // The logit lens of decode steps is computed in batches (TraceRecorder holds the steps back): the returned
+    // logits stay bit-identical to a run without capture; the trace is bit-identical whether the lens rows were
+    // computed one by one (a flush after every call) or all at once; and it equals the lens of a prefill of the
+    // same tokens within 1e-4 (the residual streams of a prefill round differently from those of decode).
+    void decodeLensBatchesAreExact()
     {
         const GoldenCase g = loadGoldenCase("loop2_moe");
         auto model = Model::load(g.dir.toStdString());
         cpu::ThreadPool pool(2);
-        const CapturePolicy policy = CapturePolicy::preset(CapturePreset::Standard, model->config());
-        InferenceSession plain(*model, pool), captured(*model, pool);
-        Trace decodeTrace;
-        TraceRecorder rec(*model, policy, decodeTrace);
-        captured.setCaptureHook(&rec);
-        std::vector<float> a, b;
+        // Standard plus the lens after every layer: several lens rows per step, more than one product takes.
+        CapturePolicy policy = CapturePolicy::preset(CapturePreset::Standard, model->config());
+        policy.setKinds(policy.kinds() | CaptureKind::LensLayer);
+        const ModelConfig& cfg = model->config();
+        const size_t lensPerStep = size_t(cfg.loopNum * cfg.numHiddenLayers + cfg.loopNum);
+        QVERIFY(g.tokens.size() * (lensPerStep - 1) > 32);
+        InferenceSession plain(*model, pool), batched(*model, pool), single(*model, pool);
+        Trace batchedTrace, singleTrace;
+        TraceRecorder recBatched(*model, policy, batchedTrace, &pool), recSingle(*model, policy, singleTrace, &pool);
+        recBatched.setLensBatching({1000, std::chrono::hours(1), std::chrono::hours(1)}); // hold every step
+        batched.setCaptureHook(&recBatched);
+        single.setCaptureHook(&recSingle);
+        std::vector<float> a, b, c;
         for (size_t i = 0; i < g.tokens.size(); ++i) {
             plain.forward(std::span<const int32_t>(&g.tokens[i], 1), false, a);
-            captured.forward(std::span<const int32_t>(&g.tokens[i], 1), false, b);
+            batched.forward(std::span<const int32_t>(&g.tokens[i], 1), false, b);
+            single.forward(std::span<const int32_t>(&g.tokens[i], 1), false, c);
+            recSingle.flush();
             QVERIFY(a == b);
+            QVERIFY(a == c);
+            QCOMPARE(recBatched.heldSteps(), int64_t(i + 1));
+            QCOMPARE(batchedTrace.size(), int64_t(0));
+            QCOMPARE(singleTrace.size(), int64_t(i + 1));
         }
+        recBatched.flush();
+        QCOMPARE(recBatched.heldSteps(), int64_t(0));
         Trace prefillTrace;
         TraceRecorder rec2(*model, policy, prefillTrace);
         runCaptured(*model, pool, rec2, g.tokens, g.tokens.size());
-        QCOMPARE(decodeTrace.size(), prefillTrace.size());
-        for (int64_t t = 0; t < decodeTrace.size(); ++t) {
-            const auto& ld = decodeTrace.step(t)->lens;
+        QCOMPARE(batchedTrace.size(), prefillTrace.size());
+        QCOMPARE(singleTrace.size(), prefillTrace.size());
+        for (int64_t t = 0; t < batchedTrace.size(); ++t) {
+            const auto& ld = batchedTrace.step(t)->lens;
+            const auto& ls = singleTrace.step(t)->lens;
             const auto& lp = prefillTrace.step(t)->lens;
-            QCOMPARE(ld.size(), lp.size());
-            QVERIFY(!ld.empty());
+            QCOMPARE(ld.size(), lensPerStep);
+            QCOMPARE(ls.size(), ld.size());
+            QCOMPARE(lp.size(), ld.size());
+            // Order: per loop its layers, then the loop's end (not after the last loop), then the output.
+            size_t r = 0;
+            for (int64_t loop = 1; loop <= cfg.loopNum; ++loop)
+                for (int64_t L = 0; L <= cfg.numHiddenLayers; ++L) {
+                    if (L == cfg.numHiddenLayers && loop == cfg.loopNum) continue;
+                    QCOMPARE(ld[r].loop, int16_t(loop));
+                    QCOMPARE(ld[r].layer, int16_t(L == cfg.numHiddenLayers ? -1 : L));
+                    ++r;
+                }
+            QCOMPARE(ld.back().loop, int16_t(cfg.loopNum));
+            QCOMPARE(ld.back().layer, int16_t(-1));
+            QCOMPARE(ld.back().kl, 0.0f);
             for (size_t r = 0; r < ld.size(); ++r) {
-                QCOMPARE(ld[r].loop, lp[r].loop);
+                QCOMPARE(ls[r].loop, ld[r].loop);
+                QCOMPARE(ls[r].layer, ld[r].layer);
+                QCOMPARE(lp[r].loop, ld[r].loop);
+                QCOMPARE(lp[r].layer, ld[r].layer);
+                QVERIFY(ld[r].kl == ls[r].kl);
+                QVERIFY(ld[r].tokens == ls[r].tokens);
+                QVERIFY(ld[r].probs == ls[r].probs);
                 QVERIFY(std::fabs(ld[r].kl - lp[r].kl) <= 1e-4);
                 QCOMPARE(ld[r].tokens.size(), lp[r].tokens.size());
                 for (size_t k = 0; k < ld[r].probs.size(); ++k)
                     QVERIFY(std::fabs(ld[r].probs[k] - lp[r].probs[k]) <= 1e-4);
                 QCOMPARE(ld[r].tokens[0], lp[r].tokens[0]);
+            }
+        }
+    }
+
+    // A failed call forgets its own lens rows but keeps the held steps of earlier calls.
+    void failedCallKeepsHeldSteps()
+    {
+        const GoldenCase g = loadGoldenCase("loop2_moe");
+        auto model = Model::load(g.dir.toStdString());
+        cpu::ThreadPool pool(2);
+        const CapturePolicy policy = CapturePolicy::preset(CapturePreset::Summary, model->config());
+        InferenceSession s(*model, pool), ref(*model, pool);
+        Trace trace, refTrace;
+        TraceRecorder rec(*model, policy, trace, &pool), refRec(*model, policy, refTrace, &pool);
+        rec.setLensBatching({1000, std::chrono::hours(1), std::chrono::hours(1)});
+        s.setCaptureHook(&rec);
+        ref.setCaptureHook(&refRec);
+        std::vector<float> logits;
+        for (size_t i = 0; i < 4; ++i) {
+            s.forward(std::span<const int32_t>(&g.tokens[i], 1), false, logits);
+            ref.forward(std::span<const int32_t>(&g.tokens[i], 1), false, logits);
+        }
+        QCOMPARE(rec.heldSteps(), int64_t(4));
+        std::atomic<bool> cancel{true};
+        QVERIFY_THROWS_EXCEPTION(CancelledError,
+                                 s.forward(std::span<const int32_t>(&g.tokens[4], 1), false, logits, &cancel));
+        QCOMPARE(rec.heldSteps(), int64_t(4));
+        s.forward(std::span<const int32_t>(&g.tokens[4], 1), false, logits);
+        ref.forward(std::span<const int32_t>(&g.tokens[4], 1), false, logits);
+        rec.flush();
+        refRec.flush();
+        QCOMPARE(trace.size(), int64_t(5));
+        QCOMPARE(refTrace.size(), int64_t(5));
+        for (int64_t t = 0; t < 5; ++t) {
+            const auto& a = trace.step(t)->lens;
+            const auto& b = refTrace.step(t)->lens;
+            QCOMPARE(a.size(), b.size());
+            for (size_t r = 0; r < a.size(); ++r) {
+                QVERIFY(a[r].kl == b[r].kl);
+                QVERIFY(a[r].tokens == b[r].tokens);
+                QVERIFY(a[r].probs == b[r].probs);
             }
         }
     }

@@ -299,6 +299,92 @@ private slots:
         }
     }
 
+    void matmulBlockedRowsDoNotDependOnTheBatch()
+    {
+        // Every row of matmulBlocked equals the same row computed alone (T = 1) bit for bit, for any T, thread
+        // count and ISA; and it agrees with matmul within the rounding tolerance of matmulMatchesReference.
+        IsaGuard guard;
+        ThreadPool pool1(1), pool2(2);
+        std::mt19937 rng(4242);
+        for (DType dtype : kDTypes) {
+            for (int64_t K : {7, 256, 300}) {
+                const TestWeight w(dtype, 130, K, rng);
+                const int64_t R = 130, T = 40;
+                const std::vector<float> x = randomFloats(T * K, rng); // [T, K]
+                for (Isa isa : availableIsas()) {
+                    setMaxIsa(isa);
+                    std::vector<float> all(size_t(T * R)), viaMatmul(size_t(T * R));
+                    matmulBlocked(pool2, x.data(), T, w.view, all.data());
+                    matmul(pool1, x.data(), T, w.view, viaMatmul.data());
+                    for (int64_t t0 = 0; t0 < T;) {
+                        const int64_t n = std::min<int64_t>(T - t0, 1 + t0 % 7); // batches of 1 .. 7 rows
+                        std::vector<float> part(size_t(n * R));
+                        matmulBlocked(t0 % 2 ? pool1 : pool2, x.data() + t0 * K, n, w.view, part.data());
+                        QVERIFY2(std::memcmp(part.data(), all.data() + t0 * R, part.size() * sizeof(float)) == 0,
+                                 qPrintable(QString("%1 %2 K=%3 rows %4..%5")
+                                                .arg(isaName(isa), dtypeName(dtype))
+                                                .arg(K)
+                                                .arg(t0)
+                                                .arg(t0 + n)));
+                        t0 += n;
+                    }
+                    for (size_t i = 0; i < all.size(); ++i)
+                        QVERIFY(std::abs(all[i] - viaMatmul[i]) <= 1e-5f * (1.0f + std::abs(viaMatmul[i])));
+                }
+            }
+        }
+    }
+
+    void topKAndMaxValueMatchAScan()
+    {
+        // Against a plain stable sort: the k largest, largest first, ties to the lower index; fewer entries than
+        // k leave (-1, 0); rows of ties, rows of one value, rows with NaN. maxValue skips NaN.
+        IsaGuard guard;
+        std::mt19937 rng(77);
+        std::vector<std::vector<float>> rows;
+        for (int64_t n : {1, 3, 5, 15, 16, 17, 63, 64, 65, 255, 256, 1000, 4096}) {
+            rows.push_back(randomFloats(n, rng));
+            std::vector<float> ties(static_cast<size_t>(n));
+            for (float& v : ties) v = float(int(rng() % 4)) * 0.25f; // many equal values
+            rows.push_back(ties);
+            rows.push_back(std::vector<float>(static_cast<size_t>(n), 0.5f));
+            std::vector<float> rising(static_cast<size_t>(n)); // every entry an insertion: the worst case of the scan
+            for (int64_t j = 0; j < n; ++j) rising[size_t(j)] = float(j);
+            rows.push_back(rising);
+            if (n >= 16) { // NaN past the first k entries: skipped (documented for entries after the first k)
+                std::vector<float> withNaN = randomFloats(n, rng);
+                withNaN[size_t(n / 2)] = std::nanf("");
+                rows.push_back(withNaN);
+            }
+        }
+        for (Isa isa : availableIsas()) {
+            setMaxIsa(isa);
+            for (const std::vector<float>& row : rows) {
+                const int64_t n = int64_t(row.size());
+                std::vector<int32_t> order;
+                for (int64_t j = 0; j < n; ++j)
+                    if (!std::isnan(row[size_t(j)])) order.push_back(int32_t(j));
+                std::stable_sort(order.begin(), order.end(),
+                                 [&](int32_t a, int32_t b) { return row[size_t(a)] > row[size_t(b)]; });
+                QCOMPARE(maxValue(row.data(), n), row[size_t(order[0])]);
+                for (int k : {1, 4, 5, 8}) {
+                    std::vector<int32_t> idx(size_t(k), 99);
+                    std::vector<float> val(size_t(k), 99.0f);
+                    topK(row.data(), n, k, idx.data(), val.data());
+                    for (int e = 0; e < k; ++e) {
+                        if (e < int(order.size()) && e < n) {
+                            QCOMPARE(idx[size_t(e)], order[size_t(e)]);
+                            QCOMPARE(val[size_t(e)], row[size_t(order[size_t(e)])]);
+                        } else {
+                            QCOMPARE(idx[size_t(e)], int32_t(-1));
+                            QCOMPARE(val[size_t(e)], 0.0f);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     void matmulEdgeShapes()
     {
         ThreadPool pool(2);

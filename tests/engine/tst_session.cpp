@@ -202,7 +202,10 @@ private slots:
             std::vector<float> logits;
             session.forward(std::span<const int32_t>(g.tokens.data(), 3), false, logits);
             QCOMPARE(saver.saves(), int64_t(0));
-            for (size_t i = 3; i < 12; ++i) session.forward(std::span<const int32_t>(&g.tokens[i], 1), false, logits);
+            for (size_t i = 3; i < 12; ++i) {
+                session.forward(std::span<const int32_t>(&g.tokens[i], 1), false, logits);
+                rec.flush(); // each step reaches the trace now, not in a later lens batch
+            }
             QCOMPARE(saver.saves(), int64_t(2)); // at 5 and at 10 steps
             Trace mid;
             SessionFile::open(path, mid);

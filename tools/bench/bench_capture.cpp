@@ -7,7 +7,8 @@
 // Configurations: off (no hook), ask-nothing (a hook that answers every question with "no"), summary,
 // standard, full (full only up to --full-max-context, since it keeps O(T^2) rows).
 // Usage: sage-bench-capture [--model DIR] [--threads N] [--contexts 256,1024,4096] [--decode N] [--reps N]
-//                           [--full-max-context N] [--workdir DIR] [--json] [--by-kind]
+//                           [--full-max-context N] [--workdir DIR] [--json] [--by-kind] [--configs a,b]
+// --configs runs only the named configurations besides "off" (e.g. --configs standard for a profile).
 //        sage-bench-capture --estimate   (bytes per token of each preset for the bundled and the 40B shape)
 #include "engine/model/RandomCheckpoint.h"
 
@@ -52,7 +53,7 @@ public:
     void observeGates(int64_t, int64_t, const float*) override {}
     void observeRouter(int64_t, int64_t, const float*, const int32_t*, const float*) override {}
     void observeResidual(int64_t, int64_t, const float*) override {}
-    void observeLens(int64_t, int64_t, int64_t, int64_t, const float*, const float*) override {}
+    void observeLensInput(int64_t, int64_t, const float*) override {}
     void observeLogits(const float*) override {}
 };
 
@@ -152,6 +153,7 @@ int main(int argc, char** argv)
     int64_t fullMax = 1024;
     std::vector<int64_t> contexts = {256, 1024, 4096};
     bool json = false, byKind = false;
+    std::vector<std::string> only; // --configs: run just these (and "off", the reference)
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -174,7 +176,11 @@ int main(int argc, char** argv)
             json = true;
         else if (a == "--by-kind")
             byKind = true;
-        else if (a == "--estimate") {
+        else if (a == "--configs") {
+            std::stringstream ss(next());
+            std::string item;
+            while (std::getline(ss, item, ',')) only.push_back(item);
+        } else if (a == "--estimate") {
             printEstimates();
             return 0;
         } else if (a == "--contexts") {
@@ -209,6 +215,10 @@ int main(int argc, char** argv)
         {"k:lens", CaptureKind::LogitLens}};
     if (byKind)
         for (const auto& kc : kindConfigs) configs.insert(configs.end() - 1, kc.first);
+    if (!only.empty())
+        std::erase_if(configs, [&](const std::string& name) {
+            return name != "off" && std::find(only.begin(), only.end(), name) == only.end();
+        });
     nlohmann::json results = nlohmann::json::array();
     for (int64_t ctx : contexts) {
         InferenceSession base(*model, pool);
@@ -236,10 +246,10 @@ int main(int argc, char** argv)
                     CapturePolicy p = CapturePolicy::fromName("standard", c);
                     for (const auto& kc : kindConfigs)
                         if (kc.first == name) p.setKinds(kc.second);
-                    rec = std::make_unique<TraceRecorder>(*model, p, trace);
+                    rec = std::make_unique<TraceRecorder>(*model, p, trace, &pool);
                     s.setCaptureHook(rec.get());
                 } else if (name != "off" && name != "off-again") {
-                    rec = std::make_unique<TraceRecorder>(*model, CapturePolicy::fromName(name, c), trace);
+                    rec = std::make_unique<TraceRecorder>(*model, CapturePolicy::fromName(name, c), trace, &pool);
                     s.setCaptureHook(rec.get());
                 }
                 int32_t tok = first;
@@ -253,6 +263,7 @@ int main(int argc, char** argv)
                     s.forward(std::span<const int32_t>(&tok, 1), false, out);
                     tok = argmax(out);
                 }
+                if (rec) rec->flush(); // the steps still held for their batched lens count too
                 const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
                 best[k] = std::min(best[k], sec);
                 bestCpu[k] = std::min(bestCpu[k], processCpuSeconds() - c0);

@@ -44,6 +44,7 @@ public:
     void observeGates(int64_t, int64_t, const float*) override {}
     void observeRouter(int64_t, int64_t, const float*, const int32_t*, const float*) override {}
     void observeResidual(int64_t, int64_t, const float*) override {}
+    void observeLens(int64_t, int64_t, int64_t, int64_t, const float*, const float*) override {}
     void observeLensInput(int64_t, int64_t, const float*) override {}
     void observeLogits(const float*) override {}
 

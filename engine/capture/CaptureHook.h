@@ -51,13 +51,18 @@ public:
                                const float* weights) = 0;
     // hidden [n, D]: the residual stream after the layer (attention and feed-forward added).
     virtual void observeResidual(int64_t loop, int64_t layer, const float* hidden) = 0;
-    // The input of a logit lens: hidden [n, D], the residual stream after `layer` of `loop` (CaptureKind::
-    // LensLayer at that layer), or after the whole loop (layer = -1; CaptureKind::LogitLens, every loop but
-    // the last, whose lens is the output itself). The lens is lm_head(final_norm(hidden)) (lensLogits in
-    // engine/model/Model.h); the hook computes it when it likes, e.g. in batches of rows over several calls.
+    // The logit lens, delivered one of two ways (beginForward's answer decides):
+    // - by the session: rows [i0, i0 + rows): lens [rows, V] = lm_head(final_norm(h)) of the residual after
+    //   `layer` of `loop` (layer = -1: after the whole loop; the last loop's lens is the output itself), and
+    //   final [rows, V], the call's output logits of the same rows. Decode steps compute the lens rows in the
+    //   head's own weight pass (matrix-vector kernel);
+    // - with CaptureKind::LensInput: hidden [n, D], that residual stream, as soon as it exists; the hook computes
+    //   the lens itself when it likes (lensLogits in engine/model/Model.h), e.g. in batches over several calls.
+    virtual void observeLens(int64_t loop, int64_t layer, int64_t i0, int64_t rows, const float* lens,
+                             const float* final) = 0;
     virtual void observeLensInput(int64_t loop, int64_t layer, const float* hidden) = 0;
-    // logits [n, V]: the output logits of every row of the call, whatever rows the caller asked for. Called
-    // at the end of every call in which beginForward returned a kind or observeLensInput was called.
+    // logits [n, V]: the output logits of every row of the call, whatever rows the caller asked for
+    // (CaptureKind::Logits or CaptureKind::LensInput).
     virtual void observeLogits(const float* logits) = 0;
 };
 

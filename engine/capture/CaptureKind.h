@@ -20,6 +20,10 @@ inline constexpr uint32_t LayerMask = (1u << 8) - 1;
 // per forward call
 inline constexpr uint32_t LogitLens = 1u << 8; // logit lens after every loop
 inline constexpr uint32_t Logits = 1u << 9;    // final logits of every position [n, V]
+// Not a kind but how the lens is delivered: the hook computes every lens itself from the residual rows
+// (observeLensInput, and observeLogits for the final distribution) instead of receiving lens logits
+// (observeLens) from the session.
+inline constexpr uint32_t LensInput = 1u << 10;
 inline constexpr uint32_t ForwardMask = LogitLens | Logits;
 } // namespace CaptureKind
 

@@ -18,12 +18,11 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 } // namespace
 
 TraceRecorder::TraceRecorder(const Model& model, CapturePolicy policy, Trace& trace, cpu::ThreadPool* pool)
-    : m_model(model), m_policy(std::move(policy)), m_trace(trace), m_pool(pool)
+    : m_model(model), m_policy(std::move(policy)), m_trace(trace), m_pool(pool),
+      m_serial(std::make_unique<cpu::ThreadPool>(1))
 {
-    if (!m_pool) {
-        m_ownPool = std::make_unique<cpu::ThreadPool>(1);
-        m_pool = m_ownPool.get();
-    }
+    if (!m_pool) m_pool = m_serial.get();
+    setLensBatching(m_batching);
     const ModelConfig& c = model.config();
     TraceInfo info;
     info.layers = c.numHiddenLayers;
@@ -52,6 +51,15 @@ TraceRecorder::~TraceRecorder()
     }
 }
 
+void TraceRecorder::setLensBatching(const LensBatching& batching)
+{
+    flush(); // steps held under the old settings
+    m_batching = batching;
+    using Mode = LensBatching::Mode;
+    m_batched = batching.mode == Mode::Batched ||
+                (batching.mode == Mode::Auto && m_model.weightBytes() <= kBatchedLensMaxWeightBytes);
+}
+
 bool TraceRecorder::lensWanted() const
 {
     return (m_policy.kinds() & (CaptureKind::LogitLens | CaptureKind::LensLayer)) != 0;
@@ -69,6 +77,7 @@ uint32_t TraceRecorder::beginForward(int64_t p0, std::span<const int32_t> tokens
         auto s = std::make_shared<StepRecord>();
         s->position = p0 + int64_t(i);
         s->token = tokens[i];
+        s->layers.reserve(size_t(loops * m_model.config().numHiddenLayers)); // no moves of records as they come
         if (i == 0 && m_nextChoice && m_nextChoice->token == tokens[0]) {
             s->generated = true;
             s->choice = *m_nextChoice;
@@ -76,7 +85,8 @@ uint32_t TraceRecorder::beginForward(int64_t p0, std::span<const int32_t> tokens
         m_pending.push_back(std::move(s));
     }
     m_nextChoice.reset();
-    return m_policy.kinds() & CaptureKind::ForwardMask;
+    m_finalFor = nullptr; // the WithHead softmax slots belong to one forward call
+    return (m_policy.kinds() & CaptureKind::ForwardMask) | (m_batched && lensWanted() ? CaptureKind::LensInput : 0);
 }
 
 void TraceRecorder::endForward(bool ok)
@@ -101,7 +111,7 @@ void TraceRecorder::endForward(bool ok)
     if (m_held.empty()) m_heldSince = m_callStart;
     m_held.insert(m_held.end(), m_pending.begin(), m_pending.end());
     m_pending.clear();
-    const bool hold = lensWanted() && single && int64_t(m_held.size()) < m_batching.maxSteps &&
+    const bool hold = m_batched && lensWanted() && single && int64_t(m_held.size()) < m_batching.maxSteps &&
                       now - m_callStart < m_batching.slowCall && now - m_heldSince < m_batching.maxHold;
     if (!hold) flush();
 }
@@ -118,11 +128,7 @@ void TraceRecorder::flush()
         m_finalExp.resize(S * size_t(V));
         m_finalMax.resize(S);
         m_finalSum.resize(S);
-        for (size_t s = 0; s < S; ++s) {
-            const float* f = m_final.data() + s * size_t(V);
-            m_finalMax[s] = cpu::maxValue(f, V);
-            m_finalSum[s] = cpu::expShifted(f, V, m_finalMax[s], m_finalExp.data() + s * size_t(V));
-        }
+        for (size_t s = 0; s < S; ++s) finalSoftmax(m_final.data() + s * size_t(V), s);
         records.reserve(m_jobs.size() + S);
         constexpr int64_t kChunk = 32; // lens rows per product: bounds the scratch to [32, V]
         for (size_t j0 = 0; j0 < m_jobs.size(); j0 += size_t(kChunk)) {
@@ -132,13 +138,14 @@ void TraceRecorder::flush()
             for (int64_t r = 0; r < rows; ++r) {
                 const LensJob& job = m_jobs[j0 + size_t(r)];
                 records.emplace_back(m_held[job.held].get(),
-                                     lensRecord(job.loop, job.layer, m_lensLogits.data() + r * V, job.held));
+                                     lensRecord(job.loop, job.layer, m_lensLogits.data() + r * V,
+                                                m_final.data() + job.held * size_t(V), job.held));
             }
         }
         if (m_policy.kinds() & CaptureKind::LogitLens)
             for (size_t s = 0; s < S; ++s)
-                records.emplace_back(m_held[s].get(),
-                                     lensRecord(m_finalLoops[s], -1, m_final.data() + s * size_t(V), s));
+                records.emplace_back(m_held[s].get(), lensRecord(m_finalLoops[s], -1, m_final.data() + s * size_t(V),
+                                                                 m_final.data() + s * size_t(V), s));
     }
     for (auto& [step, rec] : records) step->lens.push_back(std::move(rec));
     std::vector<Trace::StepPtr> steps(m_held.begin(), m_held.end());
@@ -274,19 +281,16 @@ void TraceRecorder::observeStreams(int64_t /*loop*/, int64_t layer, int64_t head
                                    const float* b, float g)
 {
     // ||o_proj_h x||^2 = x^T G x with the head's Gram matrix G = W_h^T W_h ([hd, hd], precomputed): hd^2 work
-    // instead of D * hd. Float rows (the engine's vectorised dot) with double accumulation of the hd row results.
+    // instead of D * hd. [G a; G b] in one matrix product (G is symmetric), on this worker thread alone.
     const int64_t hd = m_model.config().headDim;
     const float* G = m_gram[size_t(layer)].data() + head * hd * hd;
-    double qa = 0, qb = 0, ab = 0, aa = 0, bb = 0;
-    for (int64_t x = 0; x < hd; ++x) {
-        const float* gx = G + x * hd;
-        const float ga = cpu::dot(gx, a, hd), gb = cpu::dot(gx, b, hd);
-        qa += double(a[x]) * ga;
-        qb += double(b[x]) * gb;
-        ab += double(a[x]) * b[x];
-        aa += double(a[x]) * a[x];
-        bb += double(b[x]) * b[x];
-    }
+    thread_local std::vector<float> xy;
+    xy.resize(size_t(4 * hd)); // [a; b; G a; G b]
+    std::memcpy(xy.data(), a, size_t(hd) * sizeof(float));
+    std::memcpy(xy.data() + hd, b, size_t(hd) * sizeof(float));
+    cpu::matmul(*m_serial, xy.data(), 2, WeightView{G, DType::F32, hd, hd}, xy.data() + 2 * hd);
+    const double qa = cpu::dot(a, xy.data() + 2 * hd, hd), qb = cpu::dot(b, xy.data() + 3 * hd, hd);
+    const double ab = cpu::dot(a, b, hd), aa = cpu::dot(a, a, hd), bb = cpu::dot(b, b, hd);
     LayerRecord& r = current(i);
     r.normGlobal[size_t(head)] = float(double(g) * std::sqrt(std::max(qa, 0.0)));
     r.normLocal[size_t(head)] = float((1.0 - double(g)) * std::sqrt(std::max(qb, 0.0)));
@@ -344,17 +348,44 @@ void TraceRecorder::observeLogits(const float* logits)
     if (m_policy.kinds() & CaptureKind::Logits)
         for (size_t i = 0; i < n; ++i)
             m_pending[i]->logits.assign(logits + i * size_t(V), logits + (i + 1) * size_t(V));
-    if (lensWanted()) {
+    if (m_batched && lensWanted()) {
         m_final.insert(m_final.end(), logits, logits + n * size_t(V));
         m_finalLoops.insert(m_finalLoops.end(), n, int16_t(m_loops));
     }
 }
 
-LensRecord TraceRecorder::lensRecord(int64_t loop, int64_t layer, const float* l, size_t s)
+void TraceRecorder::observeLens(int64_t loop, int64_t layer, int64_t i0, int64_t rows, const float* lens,
+                                const float* final)
+{
+    // WithHead: the session computed the lens rows; `final` points at row i0 of the call's [n, V] logits.
+    const int64_t V = m_model.config().vocabSize;
+    const float* base = final - i0 * V;
+    const size_t n = m_pending.size();
+    if (m_finalFor != base) {
+        m_finalFor = base;
+        m_finalExp.resize(n * size_t(V));
+        m_finalMax.resize(n);
+        m_finalSum.assign(n, -1.0); // filled per row on first use
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+        const size_t row = size_t(i0 + r);
+        const float* f = base + row * size_t(V);
+        if (m_finalSum[row] < 0) finalSoftmax(f, row);
+        m_pending[row]->lens.push_back(lensRecord(loop, layer, lens + r * V, f, row));
+    }
+}
+
+void TraceRecorder::finalSoftmax(const float* f, size_t s)
+{
+    const int64_t V = m_model.config().vocabSize;
+    m_finalMax[s] = cpu::maxValue(f, V);
+    m_finalSum[s] = cpu::expShifted(f, V, m_finalMax[s], m_finalExp.data() + s * size_t(V));
+}
+
+LensRecord TraceRecorder::lensRecord(int64_t loop, int64_t layer, const float* l, const float* f, size_t s)
 {
     const int64_t V = m_model.config().vocabSize;
     const int k = std::max(0, m_policy.lensTopK());
-    const float* f = m_final.data() + s * size_t(V);
     const float* pf = m_finalExp.data() + s * size_t(V);
     const float mf = m_finalMax[s];
     const double sf = m_finalSum[s];

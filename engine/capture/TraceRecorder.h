@@ -21,28 +21,36 @@ class ThreadPool;
 // (setCaptureHook); every successful forward call yields one StepRecord per position. Before the forward
 // call of a sampled token, setNextChoice() hands over how it was chosen (captureGenerate does this).
 //
-// Logit lens batching: a lens costs one lm_head row per position and lens, as much as a large part of a small
-// model's decode step when computed row by row. Steps of fast decode calls are therefore held back and their
-// lens rows computed together (lensLogits, whose results do not depend on the batch), then appended to the
-// trace. Only single-position calls are held, at most LensBatching::maxSteps steps or maxHold, and none after
-// a call that took longer than slowCall (a large model: the lens is then a small share of a step and waiting
-// would only delay the views). flush() appends what is held; captureGenerate calls it when generation ends,
-// and so does the destructor. The values recorded never depend on the batching.
+// The logit lens costs one lm_head row per position and lens. For a model whose weights stream from memory
+// (most of them) the session computes those rows in the head's own weight pass, almost for free. A model small
+// enough to stay in the caches is compute-bound instead, and there the lens row is a large part of a decode
+// step (1/8 of the bundled model's): such a recorder takes the lens inputs (CaptureKind::LensInput), holds the
+// steps of fast decode calls back and computes their lens rows together with the blocked matrix kernel
+// (lensLogits, whose rows do not depend on the batch), then appends the steps. Only single-position calls are
+// held, at most LensBatching::maxSteps steps or maxHold, and none after a call that took longer than slowCall.
+// flush() appends what is held; captureGenerate calls it when generation ends, and so does the destructor.
+// The mode is chosen once per recorder from the model's size, so the values recorded never depend on timing.
 class TraceRecorder : public CaptureHook
 {
 public:
     struct LensBatching {
+        enum class Mode { Auto, Batched, WithHead };
+        // Auto: Batched when the weights take at most kBatchedLensMaxWeightBytes, else WithHead.
+        Mode mode = Mode::Auto;
         int64_t maxSteps = 32;
         std::chrono::milliseconds maxHold{30};
         std::chrono::milliseconds slowCall{5};
     };
+    static constexpr uint64_t kBatchedLensMaxWeightBytes = uint64_t(64) << 20;
 
     // `pool` (which must outlive the recorder) computes the batched lens on the thread that calls forward()
     // or flush(); nullptr computes it on that thread alone.
     TraceRecorder(const Model& model, CapturePolicy policy, Trace& trace, cpu::ThreadPool* pool = nullptr);
     ~TraceRecorder() override;
 
-    void setLensBatching(const LensBatching& batching) { m_batching = batching; }
+    void setLensBatching(const LensBatching& batching);
+    // True when the recorder computes the lens in batches (LensBatching::Mode::Batched or Auto on a small model).
+    bool batchesLens() const { return m_batched; }
     // Computes the logit lens of the held steps and appends them to the trace.
     void flush();
     // Steps of completed forward calls not yet in the trace.
@@ -65,6 +73,8 @@ public:
     void observeRouter(int64_t loop, int64_t layer, const float* probs, const int32_t* experts,
                        const float* weights) override;
     void observeResidual(int64_t loop, int64_t layer, const float* hidden) override;
+    void observeLens(int64_t loop, int64_t layer, int64_t i0, int64_t rows, const float* lens,
+                     const float* final) override;
     void observeLensInput(int64_t loop, int64_t layer, const float* hidden) override;
     void observeLogits(const float* logits) override;
 
@@ -73,8 +83,10 @@ private:
     LayerRecord& current(int64_t i) { return m_pending[size_t(i)]->layers[m_layerIndex]; }
     const std::vector<float>& gram(int64_t layer);
     bool lensWanted() const;
-    // The lens record of logits l [V] against held step s's final distribution.
-    LensRecord lensRecord(int64_t loop, int64_t layer, const float* l, size_t s);
+    // Softmax parts of final logits f [V] into slot s of m_finalExp / m_finalMax / m_finalSum.
+    void finalSoftmax(const float* f, size_t s);
+    // The lens record of logits l [V] against final logits f [V] whose softmax parts are in slot s.
+    LensRecord lensRecord(int64_t loop, int64_t layer, const float* l, const float* f, size_t s);
 
     const Model& m_model;
     CapturePolicy m_policy;
@@ -91,8 +103,10 @@ private:
 
     // Lens batching. Held steps come first in m_final / m_finalLoops, then the running call's steps.
     LensBatching m_batching;
+    bool m_batched = false;
+    const float* m_finalFor = nullptr; // WithHead: the call's final logits whose softmax slots are filled
     cpu::ThreadPool* m_pool = nullptr;
-    std::unique_ptr<cpu::ThreadPool> m_ownPool;
+    std::unique_ptr<cpu::ThreadPool> m_serial; // one thread: m_pool when none is given, and the stream norms
     struct LensJob {
         size_t held; // the step's index in m_held (steps of the running call follow the held ones)
         int16_t loop, layer;
@@ -105,7 +119,7 @@ private:
     size_t m_callJobs = 0;                           // m_jobs.size() when the running call began
     int64_t m_loops = 0;                             // loops of the running call
     Clock::time_point m_callStart, m_heldSince;
-    // Flush scratch: the final softmax of each held step (exp(f - max f), its sum and max), lens logits.
+    // The final softmax of each held step (Batched) or row of the call (WithHead): exp(f - max f), max, sum.
     std::vector<float> m_finalExp, m_finalMax, m_lensLogits, m_normed, m_lensTmp;
     std::vector<double> m_finalSum;
 };

@@ -314,8 +314,10 @@ float sum(const float* x, int64_t n)
 
 void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
 {
-    // Insertion into the sorted list; once it is full, the vector scan skips to the next entry above its
-    // smallest value, so a row costs about one compare per entry plus O(k) per (rare) insertion.
+    // Insertion into the sorted list of entries in index order, skipping by vector scans to the next entry
+    // that would enter it. While the list is not full, an entry enters if it reaches t0, the smallest of the
+    // maxima of k equal segments: each segment holds an entry >= t0, so the k largest (and all entries tied
+    // with the k-th) are >= t0, and far fewer entries are inserted only to be pushed out again.
     const IsaKernels& kern = kernelsFor(activeIsa());
     int have = 0;
     const auto insert = [&](int64_t j) {
@@ -329,11 +331,28 @@ void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
         val[pos] = v;
         idx[pos] = int32_t(j);
     };
-    int64_t j = 0;
-    if (k > 0) {
-        for (; j < n && have < k; ++j) insert(j);
+    if (k > 0 && n > 0) {
+        constexpr float kLowest = -std::numeric_limits<float>::infinity();
+        float gate = kLowest; // entries > gate enter a list that is not full
+        bool gated = false;
+        if (n >= 32 * int64_t(k)) {
+            float t0 = std::numeric_limits<float>::infinity();
+            const int64_t seg = n / k;
+            for (int s = 0; s < k; ++s) {
+                const int64_t b = s * seg, e = s + 1 == k ? n : b + seg;
+                t0 = std::min(t0, kern.maxValue(x + b, e - b));
+            }
+            if (t0 > kLowest) {
+                gate = std::nextafter(t0, kLowest); // x > gate <=> x >= t0
+                gated = true;
+            }
+        }
+        int64_t j = 0;
+        if (!gated)
+            for (; j < n && have < k; ++j)
+                if (!std::isnan(x[j])) insert(j); // every entry enters until the list is full
         while (j < n) {
-            j += kern.firstGreater(x + j, n - j, val[k - 1]);
+            j += kern.firstGreater(x + j, n - j, have < k ? gate : val[k - 1]);
             if (j < n) insert(j++);
         }
     }

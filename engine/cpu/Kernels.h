@@ -53,8 +53,8 @@ double expShifted(const float* x, int64_t n, float shift, float* out);
 // The largest entry of x[0, n), n >= 1 (NaN entries skipped). Vectorised.
 float maxValue(const float* x, int64_t n);
 
-// The k largest of x[0, n) as (index, value), largest first, ties to the lower index; NaN entries are skipped
-// once k entries are held. Fewer than k entries: the rest are (-1, 0). Vectorised scan.
+// The k largest of x[0, n) as (index, value), largest first, ties to the lower index; NaN entries are skipped.
+// Fewer than k entries: the rest are (-1, 0). Vectorised scan.
 void topK(const float* x, int64_t n, int k, int32_t* idx, float* val);
 
 // Sum of x[0, n) in f32 with a fixed order per ISA. Streams at full read bandwidth, which is why the

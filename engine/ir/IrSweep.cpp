@@ -116,6 +116,7 @@ public:
     {
         std::copy(hidden, hidden + m_n * m_D, loopHidden.begin() + ((loop - 1) * m_T + m_p0) * m_D);
     }
+    void observeLens(int64_t, int64_t, int64_t, int64_t, const float*, const float*) override {}
     void observeLensInput(int64_t, int64_t, const float*) override {}
     void observeLogits(const float*) override {}
 

@@ -136,9 +136,22 @@ void InferenceSession::forward(std::span<const int32_t> tokens, bool allPosition
     for (int64_t i = 0; i < n; ++i) cpu::convertRow(m_model.embedTokens(), tokens[size_t(i)], m_h.data() + i * D);
 
     uint32_t forwardKinds = 0;
-    bool lensInput = false; // some residual stream went to the hook for its logit lens
     HookCallGuard guard{m_hook};
-    if (m_hook) forwardKinds = m_hook->beginForward(p0, tokens, m_loops);
+    if (m_hook) {
+        forwardKinds = m_hook->beginForward(p0, tokens, m_loops);
+        m_lensHidden.clear();
+    }
+    // A logit lens is wanted of the residual stream now in m_h: the hook computes it itself (LensInput), or the
+    // session does at the end of the call, sharing the head's weight pass when it can.
+    bool lensGiven = false;
+    const auto lensOf = [&](int64_t loop, int64_t L) {
+        if (forwardKinds & CaptureKind::LensInput) {
+            m_hook->observeLensInput(loop, L, m_h.data());
+            lensGiven = true;
+        } else {
+            m_lensHidden.push_back({loop, L, m_h});
+        }
+    };
 
     for (int64_t loop = 1; loop <= m_loops; ++loop) {
         for (int64_t L = 0; L < N; ++L) {
@@ -148,15 +161,9 @@ void InferenceSession::forward(std::span<const int32_t> tokens, bool allPosition
             attention(loop, L, w, n, p0, want);
             feedForward(w, n, loop, L, want);
             if (want & CaptureKind::Residual) m_hook->observeResidual(loop, L, m_h.data());
-            if (want & CaptureKind::LensLayer) {
-                m_hook->observeLensInput(loop, L, m_h.data());
-                lensInput = true;
-            }
+            if (want & CaptureKind::LensLayer) lensOf(loop, L);
         }
-        if ((forwardKinds & CaptureKind::LogitLens) && loop < m_loops) {
-            m_hook->observeLensInput(loop, -1, m_h.data());
-            lensInput = true;
-        }
+        if ((forwardKinds & CaptureKind::LogitLens) && loop < m_loops) lensOf(loop, -1);
     }
 
     // Final norm once, after the last loop; the head only for the rows asked for.
@@ -165,20 +172,47 @@ void InferenceSession::forward(std::span<const int32_t> tokens, bool allPosition
     const float* hLast = m_h.data() + (n - rows) * D;
     cpu::rmsnorm(hLast, rows, D, m_model.finalNorm(), float(c.rmsNormEps), m_x.data());
     logits.resize(size_t(rows * V));
-    cpu::matmul(m_pool, m_x.data(), rows, m_model.lmHead(), logits.data());
-    // Capture: the final logits of every row, computed apart from the caller's rows above so that capture
-    // never changes the returned numbers. The hook computes the logit lens of the residual streams it was given
-    // against them (in batches over several calls, TraceRecorder).
-    if (forwardKinds != 0 || lensInput) {
-        const float* all = logits.data();
-        if (rows != n) {
-            m_captureLogits.resize(size_t(n * V));
-            cpu::rmsnorm(m_h.data(), n, D, m_model.finalNorm(), float(c.rmsNormEps), m_x.data());
-            cpu::matmul(m_pool, m_x.data(), n, m_model.lmHead(), m_captureLogits.data());
-            all = m_captureLogits.data();
+    const bool capturing = forwardKinds != 0 || lensGiven || !m_lensHidden.empty();
+    const bool wantLogits = (forwardKinds & (CaptureKind::Logits | CaptureKind::LensInput)) != 0;
+    const int64_t lensRows = int64_t(m_lensHidden.size()) * n;
+    if (capturing && rows == n && lensRows > 0 && n + lensRows <= cpu::kMatvecMaxTokens) {
+        // Decode with a logit lens: the lens rows share the head's weight pass with the final rows. Rows of a
+        // matrix-vector product are bit-identical to the same rows alone (cpu::kMatvecMaxTokens), so the
+        // returned logits are unchanged and the lens costs a few dot products instead of a second lm_head read.
+        m_lensX.resize(size_t((n + lensRows) * D)); // [final rows; lens rows of each saved stream] x D
+        std::memcpy(m_lensX.data(), m_x.data(), size_t(n * D) * sizeof(float));
+        for (size_t s = 0; s < m_lensHidden.size(); ++s)
+            cpu::rmsnorm(m_lensHidden[s].h.data(), n, D, m_model.finalNorm(), float(c.rmsNormEps),
+                         m_lensX.data() + (int64_t(s) + 1) * n * D);
+        m_lensLogits.resize(size_t((n + lensRows) * V));
+        cpu::matmul(m_pool, m_lensX.data(), n + lensRows, m_model.lmHead(), m_lensLogits.data());
+        std::memcpy(logits.data(), m_lensLogits.data(), size_t(n * V) * sizeof(float));
+        const float* final = m_lensLogits.data();
+        if (wantLogits) m_hook->observeLogits(final);
+        for (size_t s = 0; s < m_lensHidden.size(); ++s)
+            m_hook->observeLens(m_lensHidden[s].loop, m_lensHidden[s].layer, 0, n, final + (int64_t(s) + 1) * n * V,
+                                final);
+        if ((forwardKinds & CaptureKind::LogitLens) && !(forwardKinds & CaptureKind::LensInput))
+            m_hook->observeLens(m_loops, -1, 0, n, final, final);
+    } else {
+        cpu::matmul(m_pool, m_x.data(), rows, m_model.lmHead(), logits.data());
+        // Capture: the final logits of every row (computed apart from the caller's rows above, so that capture
+        // never changes the returned numbers), then the logit lens of the kept residual streams against them.
+        if (capturing) {
+            const float* final = logits.data();
+            if (rows != n) {
+                m_captureLogits.resize(size_t(n * V));
+                cpu::rmsnorm(m_h.data(), n, D, m_model.finalNorm(), float(c.rmsNormEps), m_x.data());
+                cpu::matmul(m_pool, m_x.data(), n, m_model.lmHead(), m_captureLogits.data());
+                final = m_captureLogits.data();
+            }
+            if (wantLogits) m_hook->observeLogits(final);
+            for (const SavedHidden& s : m_lensHidden) deliverLens(s.loop, s.layer, s.h.data(), n, final);
+            if ((forwardKinds & CaptureKind::LogitLens) && !(forwardKinds & CaptureKind::LensInput))
+                m_hook->observeLens(m_loops, -1, 0, n, final, final);
         }
-        m_hook->observeLogits(all);
     }
+    m_lensHidden.clear();
 
     // Commit: the call succeeded, so the new positions become part of the state.
     const size_t kvRow = size_t(KV * hd);
@@ -201,6 +235,19 @@ void InferenceSession::forward(std::span<const int32_t> tokens, bool allPosition
     // The positions are committed: if the hook fails now, its error reaches the caller but the state stays.
     guard.hook = nullptr;
     if (m_hook) m_hook->endForward(true);
+}
+
+void InferenceSession::deliverLens(int64_t loop, int64_t L, const float* hidden, int64_t n, const float* finalLogits)
+{
+    // Chunks of rows bound the scratch to [chunk, V] whatever the prompt length.
+    const int64_t V = m_model.config().vocabSize;
+    const int64_t chunk = 32;
+    m_lensLogits.resize(size_t(std::min(chunk, n) * V));
+    for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+        const int64_t r = std::min(chunk, n - i0);
+        lensLogits(m_model, m_pool, hidden + i0 * m_model.config().hiddenSize, r, m_lensX, m_lensLogits.data());
+        m_hook->observeLens(loop, L, i0, r, m_lensLogits.data(), finalLogits + i0 * V);
+    }
 }
 
 void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w, int64_t n, int64_t p0, uint32_t want)

@@ -72,6 +72,7 @@ private:
     void ensureCapacity(int64_t positions);
     void attention(int64_t loop, int64_t L, const LayerWeights& w, int64_t n, int64_t p0, uint32_t want);
     void feedForward(const LayerWeights& w, int64_t n, int64_t loop, int64_t L, uint32_t want);
+    void deliverLens(int64_t loop, int64_t L, const float* hidden, int64_t n, const float* finalLogits);
     void swiGlu(const SwiGluWeights& w, const float* x, int64_t m, float* out);
 
     const Model& m_model;
@@ -106,6 +107,14 @@ private:
     CaptureHook* m_hook = nullptr;
     std::vector<uint8_t> m_headStreams; // [H] StreamBits asked for the current layer
     std::vector<float> m_captureLogits; // [n, V] logits of every row of the call
+    std::vector<float> m_lensLogits;    // [chunk, V], or [n + lens rows, V] when fused with the head
+    std::vector<float> m_lensX;         // [n + lens rows, D] normed rows of a fused head product
+    // Residual streams kept for a logit lens the session computes: (loop, layer or -1, [n, D]).
+    struct SavedHidden {
+        int64_t loop, layer;
+        std::vector<float> h;
+    };
+    std::vector<SavedHidden> m_lensHidden;
 };
 
 } // namespace sage

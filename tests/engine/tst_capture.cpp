@@ -119,20 +119,27 @@ private slots:
         auto model = Model::load(g.dir.toStdString());
         cpu::ThreadPool pool(2);
         const size_t T = g.tokens.size();
-        for (size_t prefill : {T, size_t(0), T / 2 + 1}) {
-            Trace trace;
-            TraceRecorder rec(*model, CapturePolicy::preset(CapturePreset::Full, model->config()), trace);
-            runCaptured(*model, pool, rec, g.tokens, prefill);
-            QCOMPARE(trace.size(), int64_t(T));
-            QCOMPARE(trace.tokens(), g.tokens);
-            QTemporaryDir dir;
-            TraceExport::writeNpy(trace, dir.path().toStdString());
-            compareExport(name, dir.path(), QString("prefill %1").arg(prefill));
-            const QJsonObject m = readJson(dir.path() + "/manifest.json");
-            QCOMPARE(m.value("tokens").toArray().size(), qsizetype(T));
-            QVERIFY(m.value("files").toArray().size() >=
-                    readJson(captureRoot() + "/" + name + "/manifest.json").value("files").toArray().size());
-        }
+        using Mode = TraceRecorder::LensBatching::Mode;
+        for (Mode mode : {Mode::Batched, Mode::WithHead})
+            for (size_t prefill : {T, size_t(0), T / 2 + 1}) {
+                Trace trace;
+                TraceRecorder rec(*model, CapturePolicy::preset(CapturePreset::Full, model->config()), trace, &pool);
+                rec.setLensBatching({.mode = mode});
+                QCOMPARE(rec.batchesLens(), mode == Mode::Batched);
+                runCaptured(*model, pool, rec, g.tokens, prefill);
+                QCOMPARE(trace.size(), int64_t(T));
+                QCOMPARE(trace.tokens(), g.tokens);
+                QTemporaryDir dir;
+                TraceExport::writeNpy(trace, dir.path().toStdString());
+                compareExport(name, dir.path(),
+                              QString("prefill %1 %2")
+                                  .arg(prefill)
+                                  .arg(mode == Mode::Batched ? "batched lens" : "lens with the head"));
+                const QJsonObject m = readJson(dir.path() + "/manifest.json");
+                QCOMPARE(m.value("tokens").toArray().size(), qsizetype(T));
+                QVERIFY(m.value("files").toArray().size() >=
+                        readJson(captureRoot() + "/" + name + "/manifest.json").value("files").toArray().size());
+            }
     }
 
     // Capture never changes the numbers forward() returns.
@@ -171,7 +178,10 @@ private slots:
         InferenceSession plain(*model, pool), batched(*model, pool), single(*model, pool);
         Trace batchedTrace, singleTrace;
         TraceRecorder recBatched(*model, policy, batchedTrace, &pool), recSingle(*model, policy, singleTrace, &pool);
-        recBatched.setLensBatching({1000, std::chrono::hours(1), std::chrono::hours(1)}); // hold every step
+        recBatched.setLensBatching({.mode = TraceRecorder::LensBatching::Mode::Batched,
+                                    .maxSteps = 1000,
+                                    .maxHold = std::chrono::hours(1),
+                                    .slowCall = std::chrono::hours(1)}); // hold every step
         batched.setCaptureHook(&recBatched);
         single.setCaptureHook(&recSingle);
         std::vector<float> a, b, c;
@@ -229,6 +239,47 @@ private slots:
         }
     }
 
+    // A recorder whose lens rows the session computes with the head never holds steps, and its lens equals
+    // the batched one within the rounding of the two kernels.
+    void lensWithTheHeadHoldsNothing()
+    {
+        const GoldenCase g = loadGoldenCase("loop2_moe");
+        auto model = Model::load(g.dir.toStdString());
+        cpu::ThreadPool pool(2);
+        const CapturePolicy policy = CapturePolicy::preset(CapturePreset::Summary, model->config());
+        QVERIFY(model->weightBytes() <= TraceRecorder::kBatchedLensMaxWeightBytes);
+        InferenceSession a(*model, pool), b(*model, pool);
+        Trace ta, tb;
+        TraceRecorder batched(*model, policy, ta, &pool), withHead(*model, policy, tb, &pool);
+        QVERIFY(batched.batchesLens()); // Auto on a small model
+        withHead.setLensBatching({.mode = TraceRecorder::LensBatching::Mode::WithHead});
+        QVERIFY(!withHead.batchesLens());
+        a.setCaptureHook(&batched);
+        b.setCaptureHook(&withHead);
+        std::vector<float> la, lb;
+        for (size_t i = 0; i < g.tokens.size(); ++i) {
+            a.forward(std::span<const int32_t>(&g.tokens[i], 1), false, la);
+            b.forward(std::span<const int32_t>(&g.tokens[i], 1), false, lb);
+            QVERIFY(la == lb);
+            QCOMPARE(withHead.heldSteps(), int64_t(0));
+            QCOMPARE(tb.size(), int64_t(i + 1));
+        }
+        batched.flush();
+        QCOMPARE(ta.size(), tb.size());
+        for (int64_t t = 0; t < ta.size(); ++t) {
+            const auto& x = ta.step(t)->lens;
+            const auto& y = tb.step(t)->lens;
+            QCOMPARE(x.size(), y.size());
+            for (size_t r = 0; r < x.size(); ++r) {
+                QCOMPARE(x[r].loop, y[r].loop);
+                QVERIFY(std::fabs(x[r].kl - y[r].kl) <= 1e-5);
+                QCOMPARE(x[r].tokens[0], y[r].tokens[0]);
+                for (size_t k = 0; k < x[r].probs.size(); ++k)
+                    QVERIFY(std::fabs(x[r].probs[k] - y[r].probs[k]) <= 1e-5);
+            }
+        }
+    }
+
     // A failed call forgets its own lens rows but keeps the held steps of earlier calls.
     void failedCallKeepsHeldSteps()
     {
@@ -239,7 +290,10 @@ private slots:
         InferenceSession s(*model, pool), ref(*model, pool);
         Trace trace, refTrace;
         TraceRecorder rec(*model, policy, trace, &pool), refRec(*model, policy, refTrace, &pool);
-        rec.setLensBatching({1000, std::chrono::hours(1), std::chrono::hours(1)});
+        rec.setLensBatching({.mode = TraceRecorder::LensBatching::Mode::Batched,
+                             .maxSteps = 1000,
+                             .maxHold = std::chrono::hours(1),
+                             .slowCall = std::chrono::hours(1)});
         s.setCaptureHook(&rec);
         ref.setCaptureHook(&refRec);
         std::vector<float> logits;

@@ -1,15 +1,21 @@
 // sage-bench-capture: decode tokens/s with capture off against each capture preset, at several context
 // lengths, on a random checkpoint of the bundled model's shape (written here, not committed) or on --model DIR.
 // The session is prefilled once per context with capture off; every configuration then decodes the same
-// greedy continuation from a copy of that session, rounds interleaved, best of --reps per configuration; the
-// first decoded token of each run is not timed (a recorder's one-time setup). "off-again" repeats "off" to
-// show the noise floor.
+// greedy continuation from a copy of that session. --reps rounds run every configuration once each, each round
+// starting at a different configuration. Reported against capture off: the best time of each configuration
+// against the best off time, and the median (and range) of the per-round ratios, which pair runs made seconds
+// apart and so resist slow phases of a shared machine better. The first decoded token of each run is not timed
+// (a recorder's one-time setup); held lens steps are flushed inside the timed part. "off-again" repeats "off"
+// to show the noise floor.
 // Configurations: off (no hook), ask-nothing (a hook that answers every question with "no"), summary,
 // standard, full (full only up to --full-max-context, since it keeps O(T^2) rows).
 // Usage: sage-bench-capture [--model DIR] [--threads N] [--contexts 256,1024,4096] [--decode N] [--reps N]
 //                           [--full-max-context N] [--workdir DIR] [--json] [--by-kind] [--configs a,b]
-// --configs runs only the named configurations besides "off" (e.g. --configs standard for a profile).
 //        sage-bench-capture --estimate   (bytes per token of each preset for the bundled and the 40B shape)
+// --configs runs only the named configurations besides "off" (e.g. --configs standard for a profile).
+// --list-runs prints each timed run on stderr as it starts (to match callgrind's dumps, above main).
+// --lens-hold-steps N makes a recorder that batches its lens hold N steps whatever the time per step (under
+// callgrind every step is slow and would otherwise not be held).
 #include "engine/model/RandomCheckpoint.h"
 
 #include "engine/capture/CaptureHook.h"
@@ -35,6 +41,19 @@ using namespace sage;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
+// Markers around each timed decode, for counting instructions instead of time on a noisy machine:
+//   valgrind --tool=callgrind --zero-before=sage_bench_decode_begin --dump-before=sage_bench_decode_end ...
+// writes one profile per timed run (in the order --list-runs prints them), whose total is the instructions of
+// exactly that run's decode loop and final flush.
+extern "C" __attribute__((noinline)) void sage_bench_decode_begin(const char* config)
+{
+    asm volatile("" : : "r"(config) : "memory");
+}
+extern "C" __attribute__((noinline)) void sage_bench_decode_end(const char* config)
+{
+    asm volatile("" : : "r"(config) : "memory");
+}
+
 namespace {
 
 // Asks, and is told nothing is wanted: the cost of the hook protocol itself.
@@ -53,6 +72,7 @@ public:
     void observeGates(int64_t, int64_t, const float*) override {}
     void observeRouter(int64_t, int64_t, const float*, const int32_t*, const float*) override {}
     void observeResidual(int64_t, int64_t, const float*) override {}
+    void observeLens(int64_t, int64_t, int64_t, int64_t, const float*, const float*) override {}
     void observeLensInput(int64_t, int64_t, const float*) override {}
     void observeLogits(const float*) override {}
 };
@@ -152,7 +172,8 @@ int main(int argc, char** argv)
     int threads = 0, decode = 32, reps = 3;
     int64_t fullMax = 1024;
     std::vector<int64_t> contexts = {256, 1024, 4096};
-    bool json = false, byKind = false;
+    bool json = false, byKind = false, listRuns = false;
+    int64_t lensHoldSteps = 0;     // --lens-hold-steps: hold this many steps whatever the timing (callgrind runs)
     std::vector<std::string> only; // --configs: run just these (and "off", the reference)
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -176,6 +197,10 @@ int main(int argc, char** argv)
             json = true;
         else if (a == "--by-kind")
             byKind = true;
+        else if (a == "--list-runs")
+            listRuns = true;
+        else if (a == "--lens-hold-steps")
+            lensHoldSteps = std::stoll(next());
         else if (a == "--configs") {
             std::stringstream ss(next());
             std::string item;
@@ -230,9 +255,13 @@ int main(int argc, char** argv)
         const int32_t first = argmax(logits);
 
         std::vector<double> best(configs.size(), 1e30), bestCpu(configs.size(), 1e30);
+        std::vector<std::vector<double>> times(configs.size()); // [config][round] seconds
         std::vector<uint64_t> traceBytes(configs.size(), 0);
         for (int r = 0; r < reps; ++r) {
-            for (size_t k = 0; k < configs.size(); ++k) {
+            // Each round runs every configuration once, starting at a different one, so that no configuration
+            // always follows the same neighbour.
+            for (size_t step = 0; step < configs.size(); ++step) {
+                const size_t k = (step + size_t(r)) % configs.size();
                 const std::string& name = configs[k];
                 if (name == "full" && ctx > fullMax) continue;
                 InferenceSession s(base); // same caches, capture off until installed below
@@ -252,11 +281,17 @@ int main(int argc, char** argv)
                     rec = std::make_unique<TraceRecorder>(*model, CapturePolicy::fromName(name, c), trace, &pool);
                     s.setCaptureHook(rec.get());
                 }
+                if (rec && lensHoldSteps > 0)
+                    rec->setLensBatching({.maxSteps = lensHoldSteps,
+                                          .maxHold = std::chrono::hours(1),
+                                          .slowCall = std::chrono::hours(1)});
                 int32_t tok = first;
                 std::vector<float> out;
                 // One untimed token: one-time costs of a recorder (o_proj Gram matrices, first allocations).
                 s.forward(std::span<const int32_t>(&tok, 1), false, out);
                 tok = argmax(out);
+                if (listRuns) std::fprintf(stderr, "run: context %lld round %d %s\n", (long long)ctx, r, name.c_str());
+                sage_bench_decode_begin(name.c_str());
                 const auto t0 = Clock::now();
                 const double c0 = processCpuSeconds();
                 for (int d = 0; d < decode; ++d) {
@@ -265,25 +300,41 @@ int main(int argc, char** argv)
                 }
                 if (rec) rec->flush(); // the steps still held for their batched lens count too
                 const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+                sage_bench_decode_end(name.c_str());
                 best[k] = std::min(best[k], sec);
+                times[k].push_back(sec);
                 bestCpu[k] = std::min(bestCpu[k], processCpuSeconds() - c0);
                 traceBytes[k] = trace.bytes() * uint64_t(decode) / uint64_t(decode + 1);
             }
         }
-        if (!json) std::printf("context %lld (prefill %.2f s, capture off):\n", (long long)ctx, prefillS);
+        if (!json)
+            std::printf("context %lld (prefill %.2f s, capture off); time vs off: best against best, and the median "
+                        "(min..max) of the rounds' own ratios:\n",
+                        (long long)ctx, prefillS);
         for (size_t k = 0; k < configs.size(); ++k) {
             if (best[k] >= 1e30) continue;
             const double tps = decode / best[k], off = decode / best[0];
             const double bytesPerTok = double(traceBytes[k]) / decode;
+            // Paired ratios: a configuration against capture off in the same round (rounds are seconds apart, so
+            // a slow phase of a shared machine affects both sides of a pair).
+            std::vector<double> ratios;
+            for (size_t r = 0; r < times[k].size(); ++r) ratios.push_back(times[k][r] / times[0][r] - 1.0);
+            std::sort(ratios.begin(), ratios.end());
+            const double median = ratios.size() % 2 ? ratios[ratios.size() / 2]
+                                                    : 0.5 * (ratios[ratios.size() / 2 - 1] + ratios[ratios.size() / 2]);
             if (!json)
-                std::printf(
-                    "  %-12s %9.1f tok/s  %+6.1f%% time vs off  %+6.1f%% CPU time vs off  trace %10.0f B/token\n",
-                    configs[k].c_str(), tps, 100.0 * (best[k] / best[0] - 1.0), 100.0 * (bestCpu[k] / bestCpu[0] - 1.0),
-                    bytesPerTok);
+                std::printf("  %-12s %9.1f tok/s  best %+6.1f%%  median %+6.1f%% (%+.1f..%+.1f)  CPU %+6.1f%%  trace "
+                            "%8.0f B/token\n",
+                            configs[k].c_str(), tps, 100.0 * (best[k] / best[0] - 1.0), 100.0 * median,
+                            100.0 * ratios.front(), 100.0 * ratios.back(), 100.0 * (bestCpu[k] / bestCpu[0] - 1.0),
+                            bytesPerTok);
             results.push_back({{"context", ctx},
                                {"config", configs[k]},
                                {"decode_tokens_per_s", tps},
                                {"time_vs_off", best[k] / best[0] - 1.0},
+                               {"paired_median_vs_off", median},
+                               {"paired_min_vs_off", ratios.front()},
+                               {"paired_max_vs_off", ratios.back()},
                                {"cpu_time_vs_off", bestCpu[k] / bestCpu[0] - 1.0},
                                {"off_tokens_per_s", off},
                                {"trace_bytes_per_token", bytesPerTok}});

@@ -69,7 +69,13 @@ uint32_t TraceRecorder::beginForward(int64_t p0, std::span<const int32_t> tokens
 {
     m_callStart = Clock::now();
     m_callJobs = m_jobs.size();
-    m_loops = loops;
+    if (loops != m_loops) {
+        m_loops = loops;
+        m_layersPerStep = 0;
+        for (int64_t l = 1; l <= loops; ++l)
+            for (int64_t L = 0; L < m_model.config().numHiddenLayers; ++L)
+                if (m_policy.layerKinds(m_model.config(), l, L) != 0) ++m_layersPerStep;
+    }
     m_p0 = p0;
     m_pending.clear();
     m_pending.reserve(tokens.size());
@@ -77,7 +83,7 @@ uint32_t TraceRecorder::beginForward(int64_t p0, std::span<const int32_t> tokens
         auto s = std::make_shared<StepRecord>();
         s->position = p0 + int64_t(i);
         s->token = tokens[i];
-        s->layers.reserve(size_t(loops * m_model.config().numHiddenLayers)); // no moves of records as they come
+        s->layers.reserve(m_layersPerStep); // records are not moved as they come, nor over-allocated
         if (i == 0 && m_nextChoice && m_nextChoice->token == tokens[0]) {
             s->generated = true;
             s->choice = *m_nextChoice;

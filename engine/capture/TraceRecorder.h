@@ -118,6 +118,7 @@ private:
     std::vector<int16_t> m_finalLoops;               // [held + pending] loops of the step's forward call
     size_t m_callJobs = 0;                           // m_jobs.size() when the running call began
     int64_t m_loops = 0;                             // loops of the running call
+    size_t m_layersPerStep = 0;                      // LayerRecords per step with m_loops loops
     Clock::time_point m_callStart, m_heldSince;
     // The final softmax of each held step (Batched) or row of the call (WithHead): exp(f - max f), max, sum.
     std::vector<float> m_finalExp, m_finalMax, m_lensLogits, m_normed, m_lensTmp;

@@ -313,6 +313,11 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
         thread_local std::vector<float> scores;
         thread_local std::vector<float> local;
         thread_local std::vector<float> kept; // [keys] probabilities of a captured row (the scores stay in `scores`)
+        // Row buffers only grow: a global row of p + 1 keys follows a local row of W keys, and resizing back
+        // up would zero the whole row each time.
+        const auto atLeast = [](std::vector<float>& v, int64_t n) {
+            if (int64_t(v.size()) < n) v.resize(size_t(n));
+        };
         for (int64_t item = begin; item < end; ++item) {
             const int64_t i = item / H, h = item % H, kvh = h / group;
             const int64_t p = p0 + i;
@@ -320,12 +325,12 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
             float* out = m_attn.data() + (i * H + h) * hd;
 
             // Global stream (loop 1: the only stream): causal over loop-1 keys 0..p.
-            scores.resize(size_t(p + 1));
+            atLeast(scores, p + 1);
             for (int64_t j = 0; j <= p; ++j) scores[size_t(j)] = cpu::dot(q, k1 + j * kvRow + kvh * hd, hd) * scale;
             const bool keepGlobal = wantAttn && (m_headStreams[size_t(h)] & StreamBits::Global);
             const float* probs = scores.data();
             if (keepGlobal) {
-                kept.resize(size_t(p + 1));
+                atLeast(kept, p + 1);
                 softmaxTo(scores.data(), kept.data(), p + 1);
                 probs = kept.data();
                 hook->observeAttention(loop, L, h, AttentionStream::Global, i, probs, scores.data(), 0, p + 1);
@@ -342,13 +347,13 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
             auto keyAt = [&](int64_t j, const float* pend, const float* ring) {
                 return j >= p0 ? pend + (j - p0) * kvRow + kvh * hd : ring + (j % W) * kvRow + kvh * hd;
             };
-            scores.resize(size_t(cnt));
+            atLeast(scores, cnt);
             for (int64_t j = first; j <= p; ++j)
                 scores[size_t(j - first)] = cpu::dot(q, keyAt(j, pendK, ringK), hd) * scale;
             const bool keepLocal = wantAttn && (m_headStreams[size_t(h)] & StreamBits::Local);
             const float* lprobs = scores.data();
             if (keepLocal) {
-                kept.resize(size_t(cnt));
+                atLeast(kept, cnt);
                 softmaxTo(scores.data(), kept.data(), cnt);
                 lprobs = kept.data();
                 hook->observeAttention(loop, L, h, AttentionStream::Local, i, lprobs, scores.data(), first, cnt);

@@ -92,7 +92,10 @@ uint32_t TraceRecorder::beginForward(int64_t p0, std::span<const int32_t> tokens
     }
     m_nextChoice.reset();
     m_finalFor = nullptr; // the WithHead softmax slots belong to one forward call
-    return (m_policy.kinds() & CaptureKind::ForwardMask) | (m_batched && lensWanted() ? CaptureKind::LensInput : 0);
+    // Batched lens: decode steps only. A prompt's rows are many at once already: the session computes their
+    // lens with the same blocked kernel (observeLens), without copying the prompt's logits here.
+    const bool inputs = m_batched && lensWanted() && tokens.size() == 1;
+    return (m_policy.kinds() & CaptureKind::ForwardMask) | (inputs ? CaptureKind::LensInput : 0);
 }
 
 void TraceRecorder::endForward(bool ok)
@@ -128,9 +131,11 @@ void TraceRecorder::flush()
     const ModelConfig& c = m_model.config();
     const int64_t D = c.hiddenSize, V = c.vocabSize;
     std::vector<std::pair<StepRecord*, LensRecord>> records;
-    if (lensWanted() && m_final.size() == m_held.size() * size_t(V)) {
-        // The final distribution of every held step, once; then the lens rows in chunks.
-        const size_t S = m_held.size();
+    // The first S held steps came from decode calls that gave lens inputs (a prompt's steps, which may follow
+    // them, got their lens from the session).
+    const size_t S = m_finalLoops.size();
+    if (S > 0) {
+        // The final distribution of each of those steps, once; then the lens rows in chunks.
         m_finalExp.resize(S * size_t(V));
         m_finalMax.resize(S);
         m_finalSum.resize(S);
@@ -354,7 +359,7 @@ void TraceRecorder::observeLogits(const float* logits)
     if (m_policy.kinds() & CaptureKind::Logits)
         for (size_t i = 0; i < n; ++i)
             m_pending[i]->logits.assign(logits + i * size_t(V), logits + (i + 1) * size_t(V));
-    if (m_batched && lensWanted()) {
+    if (m_batched && lensWanted() && n == 1) {
         m_final.insert(m_final.end(), logits, logits + n * size_t(V));
         m_finalLoops.insert(m_finalLoops.end(), n, int16_t(m_loops));
     }

@@ -26,10 +26,11 @@ class ThreadPool;
 // enough to stay in the caches is compute-bound instead, and there the lens row is a large part of a decode
 // step (1/8 of the bundled model's): such a recorder takes the lens inputs (CaptureKind::LensInput), holds the
 // steps of fast decode calls back and computes their lens rows together with the blocked matrix kernel
-// (lensLogits, whose rows do not depend on the batch), then appends the steps. Only single-position calls are
-// held, at most LensBatching::maxSteps steps or maxHold, and none after a call that took longer than slowCall.
-// flush() appends what is held; captureGenerate calls it when generation ends, and so does the destructor.
-// The mode is chosen once per recorder from the model's size, so the values recorded never depend on timing.
+// (lensLogits, whose rows do not depend on the batch), then appends the steps (a prompt's lens rows come from
+// the session, computed with the same kernel). Only single-position calls are held, at most LensBatching::maxSteps
+// steps or maxHold, and none after a call that took longer than slowCall. flush() appends what is held; captureGenerate
+// calls it when generation ends, and so does the destructor. The mode is chosen once per recorder from the model's
+// size, so the values recorded never depend on timing.
 class TraceRecorder : public CaptureHook
 {
 public:
@@ -101,7 +102,8 @@ private:
     // ||Wo_h x|| = sqrt(x^T G_h x) costs hd^2 instead of D * hd. Built on first use.
     std::vector<std::vector<float>> m_gram;
 
-    // Lens batching. Held steps come first in m_final / m_finalLoops, then the running call's steps.
+    // Lens batching. m_final / m_finalLoops have a row per held decode step (those come first in m_held), then
+    // one for the running call's step.
     LensBatching m_batching;
     bool m_batched = false;
     const float* m_finalFor = nullptr; // WithHead: the call's final logits whose softmax slots are filled
@@ -114,7 +116,7 @@ private:
     std::vector<std::shared_ptr<StepRecord>> m_held; // completed steps waiting for their lens
     std::vector<LensJob> m_jobs;                     // lens rows to compute, in the order they were offered
     std::vector<float> m_jobHidden;                  // [jobs, D] their residual-stream rows
-    std::vector<float> m_final;                      // [held + pending, V] final logits of each step
+    std::vector<float> m_final;                      // [decode steps, V] final logits
     std::vector<int16_t> m_finalLoops;               // [held + pending] loops of the step's forward call
     size_t m_callJobs = 0;                           // m_jobs.size() when the running call began
     int64_t m_loops = 0;                             // loops of the running call

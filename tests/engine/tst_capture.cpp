@@ -280,7 +280,8 @@ private slots:
         }
     }
 
-    // A failed call forgets its own lens rows but keeps the held steps of earlier calls.
+    // A failed call forgets its own lens rows but keeps the held steps of earlier calls; a prompt call after
+    // held steps publishes both in order.
     void failedCallKeepsHeldSteps()
     {
         const GoldenCase g = loadGoldenCase("loop2_moe");
@@ -308,13 +309,19 @@ private slots:
         QCOMPARE(rec.heldSteps(), int64_t(4));
         s.forward(std::span<const int32_t>(&g.tokens[4], 1), false, logits);
         ref.forward(std::span<const int32_t>(&g.tokens[4], 1), false, logits);
-        rec.flush();
+        QCOMPARE(rec.heldSteps(), int64_t(5));
+        // A multi-token call publishes the held steps and its own, in order (its lens comes from the session).
+        s.forward(std::span<const int32_t>(&g.tokens[5], 3), false, logits);
+        QCOMPARE(rec.heldSteps(), int64_t(0));
+        QCOMPARE(trace.size(), int64_t(8));
+        ref.forward(std::span<const int32_t>(&g.tokens[5], 3), false, logits);
         refRec.flush();
-        QCOMPARE(trace.size(), int64_t(5));
-        QCOMPARE(refTrace.size(), int64_t(5));
-        for (int64_t t = 0; t < 5; ++t) {
+        QCOMPARE(refTrace.size(), int64_t(8));
+        for (int64_t t = 0; t < 8; ++t) {
+            QCOMPARE(trace.step(t)->position, t);
             const auto& a = trace.step(t)->lens;
             const auto& b = refTrace.step(t)->lens;
+            QCOMPARE(a.size(), size_t(model->config().loopNum));
             QCOMPARE(a.size(), b.size());
             for (size_t r = 0; r < a.size(); ++r) {
                 QVERIFY(a[r].kl == b[r].kl);

@@ -93,7 +93,8 @@ uint32_t TraceRecorder::beginForward(int64_t p0, std::span<const int32_t> tokens
     m_nextChoice.reset();
     m_finalFor = nullptr; // the WithHead softmax slots belong to one forward call
     // Batched lens: decode steps only. A prompt's rows are many at once already: the session computes their
-    // lens with the same blocked kernel (observeLens), without copying the prompt's logits here.
+    // lens (observeLens, with the blocked kernel unless the prompt is short enough to share the head's pass),
+    // without copying the prompt's logits here.
     const bool inputs = m_batched && lensWanted() && tokens.size() == 1;
     return (m_policy.kinds() & CaptureKind::ForwardMask) | (inputs ? CaptureKind::LensInput : 0);
 }

@@ -27,10 +27,10 @@ class ThreadPool;
 // step (1/8 of the bundled model's): such a recorder takes the lens inputs (CaptureKind::LensInput), holds the
 // steps of fast decode calls back and computes their lens rows together with the blocked matrix kernel
 // (lensLogits, whose rows do not depend on the batch), then appends the steps (a prompt's lens rows come from
-// the session, computed with the same kernel). Only single-position calls are held, at most LensBatching::maxSteps
-// steps or maxHold, and none after a call that took longer than slowCall. flush() appends what is held; captureGenerate
-// calls it when generation ends, and so does the destructor. The mode is chosen once per recorder from the model's
-// size, so the values recorded never depend on timing.
+// the session). Only single-position calls are held, at most LensBatching::maxSteps steps or maxHold, and none after a
+// call that took longer than slowCall. flush() appends what is held; captureGenerate calls it when generation ends, and
+// so does the destructor. The mode is chosen once per recorder from the model's size, so the values recorded never
+// depend on timing.
 class TraceRecorder : public CaptureHook
 {
 public:

@@ -32,6 +32,9 @@ struct IsaKernels {
     int64_t (*firstGreater)(const float* x, int64_t n, float t);
     // The largest of x[0, n), n >= 1, NaN entries skipped (-inf when all are NaN).
     float (*maxValue)(const float* x, int64_t n);
+    // out[l] = the largest x[j] with j = l mod L over the kernel's L vector lanes (NaN skipped, -inf where a
+    // lane has none); returns L <= kMaxLanes.
+    int (*laneMaxima)(const float* x, int64_t n, float* out);
     // out[j] = exp(x[j] - shift) with the polynomial of expShifted (Kernels.h); out may alias x.
     void (*expShift)(const float* x, int64_t n, float shift, float* out);
     // Runs `iterations` rounds of independent FMA chains held in registers; returns the flops executed.
@@ -42,6 +45,8 @@ const IsaKernels& scalarKernels();
 // Only valid to call (and only linked in to be called) when detectedIsa() reports the instruction set.
 const IsaKernels& avx2Kernels();
 const IsaKernels& avx512Kernels();
+
+inline constexpr int kMaxLanes = 16;
 
 // f32(x)^-1/2 of the mean square, shared by every ISA so they only differ in how sumSquares is summed.
 float rmsScale(float sumSquares, int64_t D, float eps);

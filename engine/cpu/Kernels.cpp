@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -112,6 +113,12 @@ float scalarMaxValue(const float* x, int64_t n)
     return m;
 }
 
+int scalarLaneMaxima(const float* x, int64_t n, float* out)
+{
+    out[0] = scalarMaxValue(x, n);
+    return 1;
+}
+
 void scalarExpShift(const float* x, int64_t n, float shift, float* out)
 {
     using namespace expf_poly;
@@ -178,6 +185,7 @@ const IsaKernels& scalarKernels()
                               scalarSum,
                               scalarFirstGreater,
                               scalarMaxValue,
+                              scalarLaneMaxima,
                               scalarExpShift,
                               scalarFmaProbe};
     return k;
@@ -336,11 +344,20 @@ void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
         float gate = kLowest; // entries > gate enter a list that is not full
         bool gated = false;
         if (n >= 32 * int64_t(k)) {
+            // The maxima of the vector lanes (entries j = lane mod lanes) are entries with distinct indices, so
+            // the k-th largest of them is a valid t0 and a high one; with fewer lanes than k, k segments.
+            float lanes[kMaxLanes];
+            const int nl = kern.laneMaxima(x, n, lanes);
             float t0 = std::numeric_limits<float>::infinity();
-            const int64_t seg = n / k;
-            for (int s = 0; s < k; ++s) {
-                const int64_t b = s * seg, e = s + 1 == k ? n : b + seg;
-                t0 = std::min(t0, kern.maxValue(x + b, e - b));
+            if (nl >= k) {
+                std::nth_element(lanes, lanes + (k - 1), lanes + nl, std::greater<float>());
+                t0 = lanes[k - 1];
+            } else {
+                const int64_t seg = n / k;
+                for (int s = 0; s < k; ++s) {
+                    const int64_t b = s * seg, e = s + 1 == k ? n : b + seg;
+                    t0 = std::min(t0, kern.maxValue(x + b, e - b));
+                }
             }
             if (t0 > kLowest) {
                 gate = std::nextafter(t0, kLowest); // x > gate <=> x >= t0

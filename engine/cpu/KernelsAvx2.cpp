@@ -456,6 +456,20 @@ float maxValue(const float* x, int64_t n)
     return m;
 }
 
+int laneMaxima(const float* x, int64_t n, float* out)
+{
+    const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+    __m256 acc[4] = {ninf, ninf, ninf, ninf};
+    int64_t i = 0;
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes)
+        for (int j = 0; j < 4; ++j) acc[j] = _mm256_max_ps(_mm256_loadu_ps(x + i + j * kLanes), acc[j]);
+    for (; i + kLanes <= n; i += kLanes) acc[0] = _mm256_max_ps(_mm256_loadu_ps(x + i), acc[0]);
+    _mm256_storeu_ps(out, _mm256_max_ps(_mm256_max_ps(acc[0], acc[1]), _mm256_max_ps(acc[2], acc[3])));
+    for (; i < n; ++i) // entry i sits in lane i mod 8, as in the full blocks
+        if (x[i] > out[i % kLanes]) out[i % kLanes] = x[i];
+    return kLanes;
+}
+
 void expShift(const float* x, int64_t n, float shift, float* out)
 {
     using namespace expf_poly;
@@ -505,8 +519,8 @@ double fmaProbe(int64_t iterations)
 
 const IsaKernels& avx2Kernels()
 {
-    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,   kTileTokens, convert,  rmsnormRow, dot,
-                              axpy,       sum,       firstGreater, maxValue,    expShift, fmaProbe};
+    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,   kTileTokens, convert,    rmsnormRow, dot,
+                              axpy,       sum,       firstGreater, maxValue,    laneMaxima, expShift,   fmaProbe};
     return k;
 }
 

@@ -467,6 +467,19 @@ float maxValue(const float* x, int64_t n)
     return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(acc[0], acc[1]), _mm512_max_ps(acc[2], acc[3])));
 }
 
+int laneMaxima(const float* x, int64_t n, float* out)
+{
+    const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    __m512 acc[4] = {ninf, ninf, ninf, ninf};
+    int64_t i = 0;
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes)
+        for (int j = 0; j < 4; ++j) acc[j] = _mm512_max_ps(_mm512_loadu_ps(x + i + j * kLanes), acc[j]);
+    // Entry j sits in lane j mod 16 in every block, also in the masked tail.
+    for (; i < n; i += kLanes) acc[0] = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, tailMask(n - i), x + i), acc[0]);
+    _mm512_storeu_ps(out, _mm512_max_ps(_mm512_max_ps(acc[0], acc[1]), _mm512_max_ps(acc[2], acc[3])));
+    return kLanes;
+}
+
 void expShift(const float* x, int64_t n, float shift, float* out)
 {
     using namespace expf_poly;
@@ -509,8 +522,8 @@ double fmaProbe(int64_t iterations)
 
 const IsaKernels& avx512Kernels()
 {
-    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,   kTileTokens, convert,  rmsnormRow, dot,
-                              axpy,       sum,       firstGreater, maxValue,    expShift, fmaProbe};
+    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,   kTileTokens, convert,    rmsnormRow, dot,
+                              axpy,       sum,       firstGreater, maxValue,    laneMaxima, expShift,   fmaProbe};
     return k;
 }
 

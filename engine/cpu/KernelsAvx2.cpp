@@ -438,24 +438,8 @@ int64_t firstGreater(const float* x, int64_t n, float t)
     return n;
 }
 
-float maxValue(const float* x, int64_t n)
-{
-    // max(v, acc) returns acc when v is NaN: NaN entries are skipped, as in the scalar kernel.
-    const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-    __m256 acc[4] = {ninf, ninf, ninf, ninf};
-    int64_t i = 0;
-    for (; i + 4 * kLanes <= n; i += 4 * kLanes)
-        for (int j = 0; j < 4; ++j) acc[j] = _mm256_max_ps(_mm256_loadu_ps(x + i + j * kLanes), acc[j]);
-    const __m256 v = _mm256_max_ps(_mm256_max_ps(acc[0], acc[1]), _mm256_max_ps(acc[2], acc[3]));
-    alignas(32) float lanes[kLanes];
-    _mm256_store_ps(lanes, v);
-    float m = lanes[0];
-    for (int j = 1; j < kLanes; ++j) m = std::max(m, lanes[j]);
-    for (; i < n; ++i)
-        if (x[i] > m) m = x[i];
-    return m;
-}
-
+// out[l] = the largest x[j] with j = l mod 8. max(v, acc) returns acc when v is NaN: NaN entries are skipped,
+// as in the scalar kernel.
 int laneMaxima(const float* x, int64_t n, float* out)
 {
     const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
@@ -468,6 +452,13 @@ int laneMaxima(const float* x, int64_t n, float* out)
     for (; i < n; ++i) // entry i sits in lane i mod 8, as in the full blocks
         if (x[i] > out[i % kLanes]) out[i % kLanes] = x[i];
     return kLanes;
+}
+
+float maxValue(const float* x, int64_t n)
+{
+    float lanes[kLanes];
+    laneMaxima(x, n, lanes);
+    return *std::max_element(lanes, lanes + kLanes); // no lane is NaN
 }
 
 void expShift(const float* x, int64_t n, float shift, float* out)

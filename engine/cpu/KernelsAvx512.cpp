@@ -455,28 +455,27 @@ int64_t firstGreater(const float* x, int64_t n, float t)
     return n;
 }
 
-float maxValue(const float* x, int64_t n)
+// Lane l holds the largest x[j] with j = l mod 16 (entry j sits in lane j mod 16 in every block, also in the
+// masked tail). max(v, acc) returns acc when v is NaN: NaN entries are skipped, as in the scalar kernel.
+__m512 laneMaxVector(const float* x, int64_t n)
 {
-    // max(v, acc) returns acc when v is NaN: NaN entries are skipped, as in the scalar kernel.
     const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
     __m512 acc[4] = {ninf, ninf, ninf, ninf};
     int64_t i = 0;
     for (; i + 4 * kLanes <= n; i += 4 * kLanes)
         for (int j = 0; j < 4; ++j) acc[j] = _mm512_max_ps(_mm512_loadu_ps(x + i + j * kLanes), acc[j]);
     for (; i < n; i += kLanes) acc[0] = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, tailMask(n - i), x + i), acc[0]);
-    return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(acc[0], acc[1]), _mm512_max_ps(acc[2], acc[3])));
+    return _mm512_max_ps(_mm512_max_ps(acc[0], acc[1]), _mm512_max_ps(acc[2], acc[3]));
+}
+
+float maxValue(const float* x, int64_t n)
+{
+    return _mm512_reduce_max_ps(laneMaxVector(x, n));
 }
 
 int laneMaxima(const float* x, int64_t n, float* out)
 {
-    const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-    __m512 acc[4] = {ninf, ninf, ninf, ninf};
-    int64_t i = 0;
-    for (; i + 4 * kLanes <= n; i += 4 * kLanes)
-        for (int j = 0; j < 4; ++j) acc[j] = _mm512_max_ps(_mm512_loadu_ps(x + i + j * kLanes), acc[j]);
-    // Entry j sits in lane j mod 16 in every block, also in the masked tail.
-    for (; i < n; i += kLanes) acc[0] = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, tailMask(n - i), x + i), acc[0]);
-    _mm512_storeu_ps(out, _mm512_max_ps(_mm512_max_ps(acc[0], acc[1]), _mm512_max_ps(acc[2], acc[3])));
+    _mm512_storeu_ps(out, laneMaxVector(x, n));
     return kLanes;
 }
 

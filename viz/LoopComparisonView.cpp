@@ -303,8 +303,20 @@ void LoopComparisonView::keyPressEvent(QKeyEvent* event)
     event->accept();
 }
 
+void LoopComparisonView::showEvent(QShowEvent* event)
+{
+    QWidget::showEvent(event);
+    if (m_renderDeferred) scheduleRender();
+}
+
 void LoopComparisonView::scheduleRender()
 {
+    if (!isVisible()) {
+        m_queue->cancelAll();
+        m_renderDeferred = true;
+        return;
+    }
+    m_renderDeferred = false;
     const std::shared_ptr<const Trace> trace = m_doc ? m_doc->trace() : nullptr;
     if (!trace || m_loops < 2) {
         m_queue->cancelAll();

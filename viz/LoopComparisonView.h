@@ -71,6 +71,7 @@ signals:
 
 protected:
     void keyPressEvent(QKeyEvent* event) override;
+    void showEvent(QShowEvent* event) override;
 
 private:
     void onTraceChanged();
@@ -98,6 +99,9 @@ private:
     AttentionSelection::Stream m_streamB = AttentionSelection::Stream::Mixed;
     int64_t m_layers = 0, m_heads = 0, m_loops = 0;
     bool m_syncing = false;
+    // A render asked for while the view was hidden (another tab in front): done when it is shown, so that a
+    // hidden view builds no images and starts no exact recomputation while tokens stream in.
+    bool m_renderDeferred = false;
     std::shared_ptr<const AttentionMatrix> m_a, m_b, m_diff;
 
     QSpinBox* m_layerBox = nullptr;

@@ -112,6 +112,46 @@ private slots:
         QCOMPARE(model.rowOf(1, 0), -1);
     }
 
+    void hiddenViewRendersWhenShown()
+    {
+        // Behind another tab the view builds nothing (no render job is even queued); shown, it renders the
+        // trace as it is then, and its tables follow the trace all along.
+        RunDocument doc;
+        StepSelection selection;
+        LoopComparisonView view;
+        view.setDocument(&doc);
+        view.setSelection(&selection);
+        view.resize(900, 700);
+        QSignalSpy rendered(&view, &LoopComparisonView::rendered);
+        doc.beginRun({{10, "a"}, {11, "b"}}, 300);
+        doc.setTrace(synthetic::trace(5));
+        view.setLayerHead(1, 0);
+        view.setLaterLoop(2, AttentionSelection::Stream::Global);
+        QVERIFY(!view.isVisible());
+        QVERIFY(!view.isBusy());
+        QCoreApplication::processEvents();
+        QCOMPARE(rendered.count(), 0);
+        QVERIFY(!view.firstMatrix());
+        QCOMPARE(view.lensModel()->rowCount(), 5);
+
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        QTRY_VERIFY(rendered.count() >= 1 && !view.isBusy());
+        QVERIFY(view.firstMatrix() && view.laterMatrix() && view.differenceMatrix());
+        QCOMPARE(view.firstMatrix()->rows, 5);
+
+        // Hidden again: a newer selection waits for the next show.
+        view.hide();
+        const int before = int(rendered.count());
+        view.setLayerHead(0, 0);
+        QVERIFY(!view.isBusy());
+        QCoreApplication::processEvents();
+        QCOMPARE(int(rendered.count()), before);
+        view.show();
+        QTRY_VERIFY(rendered.count() > before && !view.isBusy());
+        QVERIFY(view.statusText().startsWith("Layer 0"));
+    }
+
     void mapsAndDifferenceColours()
     {
         RunDocument doc;

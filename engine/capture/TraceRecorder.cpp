@@ -146,7 +146,9 @@ void TraceRecorder::flush()
         for (size_t j0 = 0; j0 < m_jobs.size(); j0 += size_t(kChunk)) {
             const int64_t rows = std::min<int64_t>(kChunk, int64_t(m_jobs.size() - j0));
             m_lensLogits.resize(size_t(rows * V));
-            lensLogits(m_model, *m_pool, m_jobHidden.data() + j0 * size_t(D), rows, m_normed, m_lensLogits.data());
+            if (!m_packedHead) m_packedHead = std::make_unique<cpu::PackedWeight>(m_model.lmHead());
+            lensLogits(m_model, *m_pool, m_jobHidden.data() + j0 * size_t(D), rows, m_normed, m_lensLogits.data(),
+                       m_packedHead.get());
             for (int64_t r = 0; r < rows; ++r) {
                 const LensJob& job = m_jobs[j0 + size_t(r)];
                 records.emplace_back(m_held[job.held].get(),

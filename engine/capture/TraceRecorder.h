@@ -15,7 +15,8 @@ namespace sage {
 class Model;
 namespace cpu {
 class ThreadPool;
-}
+class PackedWeight;
+} // namespace cpu
 
 // The capture hook that fills a Trace according to a CapturePolicy. Install it on an InferenceSession
 // (setCaptureHook); every successful forward call yields one StepRecord per position. Before the forward
@@ -125,6 +126,9 @@ private:
     // The final softmax of each held step (Batched) or row of the call (WithHead): exp(f - max f), max, sum.
     std::vector<float> m_finalExp, m_finalMax, m_lensLogits, m_normed, m_lensTmp;
     std::vector<double> m_finalSum;
+    // Batched: the output head packed for the blocked kernel, once (cpu::PackedWeight), instead of converting
+    // it again for every batch. Built on the first batch.
+    std::unique_ptr<cpu::PackedWeight> m_packedHead;
 };
 
 } // namespace sage

@@ -39,6 +39,16 @@ struct IsaKernels {
     void (*expShift)(const float* x, int64_t n, float shift, float* out);
     // Runs `iterations` rounds of independent FMA chains held in registers; returns the flops executed.
     double (*fmaProbe)(int64_t iterations);
+
+    // gemmBlock with its panels converted once, for a weight multiplied again and again (the logit lens):
+    // packPanels writes every panel gemmBlock would build, the one of rows [p, p + gemmRowBlock) and columns
+    // [k0, k0 + gemmBlockK) at packed + ((p / gemmRowBlock) * ceil(K / gemmBlockK) + k0 / gemmBlockK) *
+    // gemmBlockK * gemmRowBlock; gemmPacked then computes what gemmBlock computes, bit for bit.
+    // Null for an ISA without panels (scalar).
+    int64_t gemmBlockK = 0;
+    void (*packPanels)(const WeightView& w, float* packed) = nullptr;
+    void (*gemmPacked)(const float* x, int64_t K, int64_t R, const float* packed, float* y, int64_t t0, int64_t t1,
+                       int64_t r0, int64_t r1) = nullptr;
 };
 
 const IsaKernels& scalarKernels();

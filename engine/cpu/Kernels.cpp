@@ -214,13 +214,12 @@ bool matmulArgs(const float* x, int64_t T, const WeightView& w, float* y)
     return true;
 }
 
-void blocked(ThreadPool& pool, const IsaKernels& k, bool serial, const float* x, int64_t T, const WeightView& w,
-             float* y)
+// Runs block(t0, t1, r0, r1) over [T, R] split into work items (token block, row panel).
+template <class Block>
+void blocked(ThreadPool& pool, const IsaKernels& k, bool serial, int64_t T, int64_t R, Block&& block)
 {
-    // Work items are (token block, row panel) pairs. Row panels alone give each thread one contiguous
-    // range of weight rows, which is what keeps weight traffic minimal; tokens are split as well only when
-    // there are too few panels to keep every thread busy.
-    const int64_t R = w.rows;
+    // Row panels alone give each thread one contiguous range of weight rows, which is what keeps weight
+    // traffic minimal; tokens are split as well only when there are too few panels to keep every thread busy.
     const int64_t panels = (R + k.gemmRowBlock - 1) / k.gemmRowBlock;
     const int64_t threads = serial ? 1 : pool.threadCount();
     const int64_t tokenTiles = (T + k.gemmTokenBlock - 1) / k.gemmTokenBlock;
@@ -234,7 +233,7 @@ void blocked(ThreadPool& pool, const IsaKernels& k, bool serial, const float* x,
             const int64_t p1 = std::min(panels, p0 + (i1 - i));
             const int64_t t0 = tb * tokensPerBlock;
             const int64_t t1 = std::min(T, t0 + tokensPerBlock);
-            if (t0 < t1) k.gemmBlock(x, T, w, y, t0, t1, p0 * k.gemmRowBlock, std::min(R, p1 * k.gemmRowBlock));
+            if (t0 < t1) block(t0, t1, p0 * k.gemmRowBlock, std::min(R, p1 * k.gemmRowBlock));
             i += p1 - p0;
         }
     };
@@ -242,6 +241,13 @@ void blocked(ThreadPool& pool, const IsaKernels& k, bool serial, const float* x,
         items(0, panels * tokenBlocks);
     else
         pool.parallelFor(panels * tokenBlocks, items, 1);
+}
+
+void blocked(ThreadPool& pool, const IsaKernels& k, bool serial, const float* x, int64_t T, const WeightView& w,
+             float* y)
+{
+    blocked(pool, k, serial, T, w.rows,
+            [&](int64_t t0, int64_t t1, int64_t r0, int64_t r1) { k.gemmBlock(x, T, w, y, t0, t1, r0, r1); });
 }
 
 } // namespace
@@ -267,6 +273,37 @@ void matmulBlocked(ThreadPool& pool, const float* x, int64_t T, const WeightView
     if (!matmulArgs(x, T, w, y)) return;
     const IsaKernels& k = kernelsFor(activeIsa());
     blocked(pool, k, T * w.rows * w.cols < kSerialMacs || pool.threadCount() == 1, x, T, w, y);
+}
+
+void PackedWeight::Free::operator()(float* p) const
+{
+    ::operator delete(p, std::align_val_t(64));
+}
+
+PackedWeight::PackedWeight(const WeightView& w) : m_source(w), m_isa(activeIsa())
+{
+    const IsaKernels& k = kernelsFor(m_isa);
+    if (!k.packPanels || w.rows <= 0 || w.cols <= 0) return; // matmulPacked falls back to matmulBlocked
+    const auto up = [](int64_t n, int64_t m) { return (n + m - 1) / m * m; };
+    m_floats = size_t(up(w.rows, k.gemmRowBlock) * up(w.cols, k.gemmBlockK));
+    // Not cleared: packPanels writes every entry that gemmPacked reads.
+    m_data.reset(static_cast<float*>(::operator new(m_floats * sizeof(float), std::align_val_t(64))));
+    k.packPanels(w, m_data.get());
+}
+
+void matmulPacked(ThreadPool& pool, const float* x, int64_t T, const PackedWeight& w, float* y)
+{
+    const WeightView& v = w.source();
+    if (!matmulArgs(x, T, v, y)) return;
+    const IsaKernels& k = kernelsFor(activeIsa());
+    const bool serial = T * v.rows * v.cols < kSerialMacs || pool.threadCount() == 1;
+    if (!w.data() || w.isa() != activeIsa()) {
+        blocked(pool, k, serial, x, T, v, y);
+        return;
+    }
+    blocked(pool, k, serial, T, v.rows, [&](int64_t t0, int64_t t1, int64_t r0, int64_t r1) {
+        k.gemmPacked(x, v.cols, v.rows, w.data(), y, t0, t1, r0, r1);
+    });
 }
 
 void rmsnorm(const float* x, int64_t T, int64_t D, const WeightView& weight, float eps, float* y)

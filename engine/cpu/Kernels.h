@@ -3,6 +3,7 @@
 #include "engine/core/WeightView.h"
 
 #include <cstdint>
+#include <memory>
 
 namespace sage::cpu {
 
@@ -29,6 +30,33 @@ void matmul(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, fl
 // for bit (matmul's matrix-vector path for T <= kMatvecMaxTokens rounds differently). For batches of rows
 // collected over time, such as the logit lens of decode steps.
 void matmulBlocked(ThreadPool& pool, const float* x, int64_t T, const WeightView& w, float* y);
+// A weight converted once into the layout matmulBlocked's kernel builds on every call (f32 panels), for a
+// weight multiplied again and again with few rows at a time: the logit lens packs the output head once
+// instead of converting all of it for every batch of steps. Owns its copy (4 bytes per weight); the view
+// it was packed from must outlive it.
+class PackedWeight
+{
+public:
+    PackedWeight() = default;
+    // Packs w for the active ISA.
+    explicit PackedWeight(const WeightView& w);
+    const WeightView& source() const { return m_source; }
+    Isa isa() const { return m_isa; }
+    size_t bytes() const { return m_floats * sizeof(float); }
+    const float* data() const { return m_data.get(); }
+
+private:
+    struct Free {
+        void operator()(float* p) const;
+    };
+    WeightView m_source{};
+    Isa m_isa = Isa::Scalar;
+    size_t m_floats = 0;
+    std::unique_ptr<float[], Free> m_data;
+};
+// matmulBlocked(pool, x, T, w.source(), y), bit for bit, without converting the weight. When the active ISA
+// is no longer the one w was packed for (setMaxIsa), it is matmulBlocked itself.
+void matmulPacked(ThreadPool& pool, const float* x, int64_t T, const PackedWeight& w, float* y);
 // Products of at most this many rows take the matrix-vector path, which reads the weights once for all rows
 // and computes every row with exactly the operations it gets alone: batching rows there changes no bit.
 inline constexpr int64_t kMatvecMaxTokens = 4;

@@ -284,20 +284,21 @@ void gemmMicro(const float* x /*[MR, ldx]*/, int64_t ldx, const float* panel /*[
         for (int j = 0; j < kPanelVectors; ++j) _mm256_maskstore_ps(y + i * ldy + j * kLanes, m[j], acc[i][j]);
 }
 
-template <DType D>
-void gemmBlockD(const float* x, const WeightView& w, float* y, int64_t t0, int64_t t1, int64_t r0, int64_t r1)
+// The tiles of y[t0..t1, r0..r1): for each panel of kPanelRows rows and block of kBlockK columns, `panelAt`
+// gives the f32 panel (packed now or earlier) and the micro-kernel runs over the token tiles.
+template <class PanelAt>
+void gemmTiles(const float* x, int64_t K, int64_t R, float* y, int64_t t0, int64_t t1, int64_t r0, int64_t r1,
+               PanelAt&& panelAt)
 {
-    const auto* wd = static_cast<const StorageT<D>*>(w.data);
-    const int64_t K = w.cols;
-    const int64_t R = w.rows;
-    float* panel = panelBuffer(); // [kBlockK][kPanelRows]
+    const int64_t tiles = (t1 - t0 + kTileTokens - 1) / kTileTokens;
     for (int64_t p = r0; p < r1; p += kPanelRows) {
         const int nr = int(minI(kPanelRows, r1 - p));
         for (int64_t k0 = 0; k0 < K; k0 += kBlockK) {
             const int64_t kc = minI(kBlockK, K - k0);
-            packPanel<D>(wd, K, p, nr, k0, kc, panel);
+            const float* panel = panelAt(p, nr, k0, kc);
             const bool accumulate = k0 > 0;
-            for (int64_t t = t0; t < t1; t += kTileTokens) {
+            for (int64_t j = 0; j < tiles; ++j) {
+                const int64_t t = t0 + j * kTileTokens;
                 const float* xt = x + t * K + k0;
                 float* yt = y + t * R + p;
                 switch (minI(kTileTokens, t1 - t)) {
@@ -311,6 +312,49 @@ void gemmBlockD(const float* x, const WeightView& w, float* y, int64_t t0, int64
             }
         }
     }
+}
+
+// Where packPanels puts the panel of rows [p, p + kPanelRows) and columns [k0, k0 + kBlockK).
+inline int64_t packedOffset(int64_t K, int64_t p, int64_t k0)
+{
+    const int64_t blocks = (K + kBlockK - 1) / kBlockK;
+    return ((p / kPanelRows) * blocks + k0 / kBlockK) * kBlockK * kPanelRows;
+}
+
+template <DType D>
+void gemmBlockD(const float* x, const WeightView& w, float* y, int64_t t0, int64_t t1, int64_t r0, int64_t r1)
+{
+    const auto* wd = static_cast<const StorageT<D>*>(w.data);
+    float* panel = panelBuffer(); // [kBlockK][kPanelRows]
+    gemmTiles(x, w.cols, w.rows, y, t0, t1, r0, r1, [&](int64_t p, int nr, int64_t k0, int64_t kc) {
+        packPanel<D>(wd, w.cols, p, nr, k0, kc, panel);
+        return static_cast<const float*>(panel);
+    });
+}
+
+template <DType D> void packPanelsD(const WeightView& w, float* packed)
+{
+    const auto* wd = static_cast<const StorageT<D>*>(w.data);
+    for (int64_t p = 0; p < w.rows; p += kPanelRows)
+        for (int64_t k0 = 0; k0 < w.cols; k0 += kBlockK)
+            packPanel<D>(wd, w.cols, p, int(minI(kPanelRows, w.rows - p)), k0, minI(kBlockK, w.cols - k0),
+                         packed + packedOffset(w.cols, p, k0));
+}
+
+void packPanels(const WeightView& w, float* packed)
+{
+    switch (w.dtype) {
+    case DType::F32: packPanelsD<DType::F32>(w, packed); return;
+    case DType::F16: packPanelsD<DType::F16>(w, packed); return;
+    case DType::BF16: packPanelsD<DType::BF16>(w, packed); return;
+    }
+}
+
+void gemmPacked(const float* x, int64_t K, int64_t R, const float* packed, float* y, int64_t t0, int64_t t1, int64_t r0,
+                int64_t r1)
+{
+    gemmTiles(x, K, R, y, t0, t1, r0, r1,
+              [&](int64_t p, int, int64_t k0, int64_t) { return packed + packedOffset(K, p, k0); });
 }
 
 void gemmBlock(const float* x, int64_t /*T*/, const WeightView& w, float* y, int64_t t0, int64_t t1, int64_t r0,
@@ -510,8 +554,9 @@ double fmaProbe(int64_t iterations)
 
 const IsaKernels& avx2Kernels()
 {
-    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,   kTileTokens, convert,    rmsnormRow, dot,
-                              axpy,       sum,       firstGreater, maxValue,    laneMaxima, expShift,   fmaProbe};
+    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows, kTileTokens,  convert,   rmsnormRow,
+                              dot,        axpy,      sum,        firstGreater, maxValue,  laneMaxima,
+                              expShift,   fmaProbe,  kBlockK,    packPanels,   gemmPacked};
     return k;
 }
 

@@ -182,12 +182,15 @@ std::string Model::weightDtypeSummary() const
 }
 
 void lensLogits(const Model& model, cpu::ThreadPool& pool, const float* hidden, int64_t rows,
-                std::vector<float>& normed, float* out)
+                std::vector<float>& normed, float* out, const cpu::PackedWeight* head)
 {
     const ModelConfig& c = model.config();
     normed.resize(size_t(rows * c.hiddenSize));
     cpu::rmsnorm(hidden, rows, c.hiddenSize, model.finalNorm(), float(c.rmsNormEps), normed.data());
-    cpu::matmulBlocked(pool, normed.data(), rows, model.lmHead(), out);
+    if (head && head->source().data == model.lmHead().data)
+        cpu::matmulPacked(pool, normed.data(), rows, *head, out);
+    else
+        cpu::matmulBlocked(pool, normed.data(), rows, model.lmHead(), out);
 }
 
 } // namespace sage

@@ -102,12 +102,14 @@ private:
 
 namespace cpu {
 class ThreadPool;
-}
+class PackedWeight;
+} // namespace cpu
 
 // The logit lens of residual-stream rows: out[rows, V] = lm_head(final_norm(hidden[rows, D])), through the
 // blocked matrix kernel (cpu::matmulBlocked), so that a row's result does not depend on how many rows are
-// computed together. `normed` is scratch, resized to [rows, D].
+// computed together. `normed` is scratch, resized to [rows, D]. `head`, when given, is model.lmHead() packed
+// (cpu::PackedWeight): the same numbers without converting the head on every call.
 void lensLogits(const Model& model, cpu::ThreadPool& pool, const float* hidden, int64_t rows,
-                std::vector<float>& normed, float* out);
+                std::vector<float>& normed, float* out, const cpu::PackedWeight* head = nullptr);
 
 } // namespace sage

@@ -335,6 +335,48 @@ private slots:
         }
     }
 
+    void packedWeightMatchesMatmulBlocked()
+    {
+        // matmulPacked with a weight packed once equals matmulBlocked bit for bit: every dtype, ISA and thread
+        // count, row counts that end inside a panel, K below, at and across the K block, batches of 1 .. 40
+        // rows. A weight packed under another ISA than the active one still gives matmulBlocked's numbers.
+        IsaGuard guard;
+        ThreadPool pool1(1), pool2(2);
+        std::mt19937 rng(9090);
+        for (DType dtype : kDTypes) {
+            for (int64_t K : {7, 256, 300, 600}) {
+                for (int64_t R : {1, 15, 16, 65, 130}) {
+                    const TestWeight w(dtype, R, K, rng);
+                    const std::vector<float> x = randomFloats(40 * K, rng);
+                    for (Isa isa : availableIsas()) {
+                        setMaxIsa(isa);
+                        const PackedWeight packed(w.view);
+                        QCOMPARE(packed.isa(), isa);
+                        for (int64_t T : {1, 2, 6, 7, 40}) {
+                            std::vector<float> expected(size_t(T * R)), got(size_t(T * R), -1.0f);
+                            matmulBlocked(pool1, x.data(), T, w.view, expected.data());
+                            matmulPacked(T % 2 ? pool2 : pool1, x.data(), T, packed, got.data());
+                            QVERIFY2(std::memcmp(expected.data(), got.data(), got.size() * sizeof(float)) == 0,
+                                     qPrintable(QString("%1 %2 K=%3 R=%4 T=%5")
+                                                    .arg(isaName(isa), dtypeName(dtype))
+                                                    .arg(K)
+                                                    .arg(R)
+                                                    .arg(T)));
+                        }
+                    }
+                    // Packed for the best ISA, used under the scalar one: matmulBlocked's scalar numbers.
+                    setMaxIsa(availableIsas().back());
+                    const PackedWeight best(w.view);
+                    setMaxIsa(Isa::Scalar);
+                    std::vector<float> expected(size_t(3 * R)), got(size_t(3 * R));
+                    matmulBlocked(pool1, x.data(), 3, w.view, expected.data());
+                    matmulPacked(pool1, x.data(), 3, best, got.data());
+                    QVERIFY(std::memcmp(expected.data(), got.data(), got.size() * sizeof(float)) == 0);
+                }
+            }
+        }
+    }
+
     void topKAndMaxValueMatchAScan()
     {
         // Against a plain stable sort: the k largest, largest first, ties to the lower index; fewer entries than

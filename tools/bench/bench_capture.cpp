@@ -287,9 +287,11 @@ int main(int argc, char** argv)
                                           .slowCall = std::chrono::hours(1)});
                 int32_t tok = first;
                 std::vector<float> out;
-                // One untimed token: one-time costs of a recorder (o_proj Gram matrices, first allocations).
+                // One untimed token and its lens: one-time costs of a recorder (o_proj Gram matrices, the packed
+                // output head of a batched lens, first allocations).
                 s.forward(std::span<const int32_t>(&tok, 1), false, out);
                 tok = argmax(out);
+                if (rec) rec->flush();
                 if (listRuns) std::fprintf(stderr, "run: context %lld round %d %s\n", (long long)ctx, r, name.c_str());
                 sage_bench_decode_begin(name.c_str());
                 const auto t0 = Clock::now();

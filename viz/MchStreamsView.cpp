@@ -2,6 +2,7 @@
 
 #include "engine/capture/Trace.h"
 #include "viz/ChartAxes.h"
+#include "viz/ChartStyle.h"
 #include "viz/HeadRankingModel.h"
 #include "viz/MchSeriesModel.h"
 #include "viz/StepSelection.h"
@@ -98,8 +99,6 @@ MchStreamsView::Chart MchStreamsView::makeChart(const QString& title, const QStr
     Chart c;
     auto* chart = new QChart;
     chart->setTitle(title);
-    chart->setMargins(QMargins(2, 2, 2, 2));
-    chart->setBackgroundRoundness(0);
     chart->legend()->setAlignment(Qt::AlignRight);
     c.x = new QValueAxis;
     c.x->setLabelFormat("%d");
@@ -115,9 +114,7 @@ MchStreamsView::Chart MchStreamsView::makeChart(const QString& title, const QStr
     c.marker->attachAxis(c.x);
     c.marker->attachAxis(c.y);
     for (QLegendMarker* m : chart->legend()->markers(c.marker)) m->setVisible(false);
-    c.view = new QChartView(chart, this);
-    c.view->setRenderHint(QPainter::Antialiasing);
-    c.view->setMinimumHeight(110);
+    c.view = ChartStyle::makeView(chart, this);
     return c;
 }
 

@@ -2,6 +2,7 @@
 
 #include "engine/capture/Trace.h"
 #include "viz/ChartAxes.h"
+#include "viz/ChartStyle.h"
 #include "viz/ExpertLegend.h"
 #include "viz/ExpertLoadModel.h"
 #include "viz/RouterProbsModel.h"
@@ -35,13 +36,8 @@ namespace {
 
 QChartView* chartView(QChart* chart, QWidget* parent)
 {
-    chart->setMargins(QMargins(2, 2, 2, 2));
-    chart->setBackgroundRoundness(0);
     chart->legend()->setAlignment(Qt::AlignBottom);
-    auto* view = new QChartView(chart, parent);
-    view->setRenderHint(QPainter::Antialiasing);
-    view->setMinimumHeight(110);
-    return view;
+    return ChartStyle::makeView(chart, parent);
 }
 
 QStringList labels(const QString& prefix, int n)

@@ -188,6 +188,52 @@ private slots:
         QCOMPARE(byToken->at(4), QPointF(4, 0.5));
     }
 
+    void chartsFollowTheTheme()
+    {
+        // Every chart takes its background, text and axis colours from the palette, and follows a palette
+        // change (the dark theme) with no new data; the drawn background is the palette's.
+        TraceFeed feed;
+        StepSelection selection;
+        RoutingView routing;
+        routing.setFeed(&feed);
+        routing.setSelection(&selection);
+        MchStreamsView mch;
+        mch.setFeed(&feed);
+        mch.setSelection(&selection);
+        feed.setTrace(syntheticTrace());
+        const std::vector<QChartView*> views = {
+            routing.routerChart(),        routing.loadChart(), routing.changeByLayerChart(),
+            routing.changeByTokenChart(), mch.gateChart(),     mch.divergenceChart()};
+        QPalette dark;
+        dark.setColor(QPalette::Base, QColor(0x1f, 0x21, 0x24));
+        dark.setColor(QPalette::Text, QColor(0xe6, 0xe6, 0xe6));
+        dark.setColor(QPalette::Window, QColor(0x2b, 0x2d, 0x31));
+        dark.setColor(QPalette::WindowText, QColor(0xe6, 0xe6, 0xe6));
+        for (const QPalette& palette : {dark, QPalette(Qt::white)}) {
+            routing.setPalette(palette);
+            mch.setPalette(palette);
+            const QColor base = palette.color(QPalette::Base), text = palette.color(QPalette::Text);
+            for (QChartView* v : views) {
+                QChart* chart = v->chart();
+                QCOMPARE(chart->backgroundBrush().color(), base);
+                QCOMPARE(chart->titleBrush().color(), text);
+                QCOMPARE(chart->legend()->labelColor(), text);
+                QVERIFY(!chart->axes().isEmpty());
+                for (QAbstractAxis* axis : chart->axes()) {
+                    QCOMPARE(axis->labelsColor(), text);
+                    QCOMPARE(axis->titleBrush().color(), text);
+                    QVERIFY(axis->gridLineColor() != base);
+                }
+            }
+            routing.resize(900, 700);
+            routing.show();
+            QVERIFY(QTest::qWaitForWindowExposed(&routing));
+            const QImage image = routing.loadChart()->grab().toImage();
+            QCOMPARE(image.pixelColor(2, 2), base); // a corner of the chart: its background
+            routing.hide();
+        }
+    }
+
     void mchChartsAndRanking()
     {
         TraceFeed feed;

@@ -1059,7 +1059,7 @@ bool MainWindow::startExplain()
     m_runLabel->setText(tr("Explaining (Esc cancels)…"));
     setState(State::Explaining);
     const quint64 id = m_irJob;
-    const ExplainSettings settings; // defaults of docs/ir.md
+    const ExplainSettings settings = m_settings->explain(); // Preferences; defaults of docs/ir.md
     QMetaObject::invokeMethod(
         m_worker, [w = m_worker, id, settings] { w->explain(id, settings); }, Qt::QueuedConnection);
     return true;

@@ -1,5 +1,10 @@
 #include "app/workbench/WorkbenchSettings.h"
 
+#include "engine/ir/IrConfig.h"
+
+#include <algorithm>
+#include <cmath>
+
 namespace sage {
 
 WorkbenchSettings::WorkbenchSettings() : m_settings(std::make_unique<QSettings>()) {}
@@ -116,6 +121,41 @@ QString WorkbenchSettings::capturePolicy() const
 void WorkbenchSettings::setCapturePolicy(const QString& policy)
 {
     m_settings->setValue("capture/policy", capturePolicies().contains(policy) ? policy : QStringLiteral("standard"));
+}
+
+ExplainSettings WorkbenchSettings::clamped(ExplainSettings e)
+{
+    const auto finiteOr = [](double v, double fallback) { return std::isfinite(v) ? v : fallback; };
+    const ExplainSettings d;
+    e.entropyThreshold = std::clamp(finiteOr(e.entropyThreshold, d.entropyThreshold), 0.0, 20.0);
+    e.marginThreshold = std::clamp(finiteOr(e.marginThreshold, d.marginThreshold), 0.0, 1.0);
+    e.maxDecisionPoints = std::clamp(e.maxDecisionPoints, 1, 64);
+    e.branchesPerPoint = std::clamp(e.branchesPerPoint, 0, IrConfig{}.alternatives);
+    e.branchLength = std::clamp(e.branchLength, 1, 256);
+    return e;
+}
+
+ExplainSettings WorkbenchSettings::explain() const
+{
+    ExplainSettings e;
+    e.entropyThreshold = m_settings->value("explain/entropyThreshold", e.entropyThreshold).toDouble();
+    e.marginThreshold = m_settings->value("explain/marginThreshold", e.marginThreshold).toDouble();
+    e.maxDecisionPoints = m_settings->value("explain/maxDecisionPoints", e.maxDecisionPoints).toInt();
+    e.branchesPerPoint = m_settings->value("explain/branchesPerPoint", e.branchesPerPoint).toInt();
+    e.branchLength = m_settings->value("explain/branchLength", e.branchLength).toInt();
+    e.faithfulness = m_settings->value("explain/faithfulness", e.faithfulness).toBool();
+    return clamped(e);
+}
+
+void WorkbenchSettings::setExplain(const ExplainSettings& value)
+{
+    const ExplainSettings e = clamped(value);
+    m_settings->setValue("explain/entropyThreshold", e.entropyThreshold);
+    m_settings->setValue("explain/marginThreshold", e.marginThreshold);
+    m_settings->setValue("explain/maxDecisionPoints", e.maxDecisionPoints);
+    m_settings->setValue("explain/branchesPerPoint", e.branchesPerPoint);
+    m_settings->setValue("explain/branchLength", e.branchLength);
+    m_settings->setValue("explain/faithfulness", e.faithfulness);
 }
 
 QByteArray WorkbenchSettings::windowGeometry() const

@@ -46,6 +46,14 @@ public:
     void setCapturePolicy(const QString& policy);
     static QStringList capturePolicies();
 
+    // Explain (Inverse Reasoning) settings of new runs, each clamped to the range Preferences offers
+    // (clamped()); defaults of docs/ir.md.
+    ExplainSettings explain() const;
+    void setExplain(const ExplainSettings& e);
+    // Clamps every field to its range: thresholds to [0, 20] nats and [0, 1], 1..64 decision points,
+    // 0..5 branches per point (the alternatives recorded per point), 1..256 branch tokens.
+    static ExplainSettings clamped(ExplainSettings e);
+
     QByteArray windowGeometry() const;
     QByteArray windowState() const;
     void setWindowLayout(const QByteArray& geometry, const QByteArray& state);

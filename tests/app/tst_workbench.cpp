@@ -2,6 +2,7 @@
 // generate() run directly on the engine, Stop, error reporting, and the --screenshot automation path.
 #include "app/workbench/MainWindow.h"
 #include "app/workbench/ModelSummaryPanel.h"
+#include "app/workbench/PreferencesDialog.h"
 #include "app/workbench/SamplingPanel.h"
 #include "app/workbench/WorkbenchSettings.h"
 #include "engine/capture/Trace.h"
@@ -19,13 +20,16 @@
 #include "viz/TokenStreamModel.h"
 
 #include <QAction>
+#include <QCheckBox>
 #include <QDockWidget>
+#include <QDoubleSpinBox>
 #include <QImage>
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QProcess>
 #include <QSet>
 #include <QSignalSpy>
+#include <QSpinBox>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -366,6 +370,61 @@ private slots:
         QTRY_COMPARE_WITH_TIMEOUT(genFailed.count(), 2, 30000);
         QVERIFY2(genFailed.at(1).at(0).toString().contains("tokenizer.model"), qPrintable(w.lastError()));
         QCOMPARE(w.state(), MainWindow::State::Ready);
+    }
+
+    void explainPreferencesPersistAndAreClamped()
+    {
+        // Defaults of docs/ir.md; Preferences writes what its fields show; a hand-edited settings file with
+        // values out of range (or not numbers) reads back clamped to the ranges Preferences offers.
+        const QString file = m_tmp.filePath("explain.ini");
+        {
+            WorkbenchSettings settings(file);
+            const ExplainSettings d = settings.explain();
+            QCOMPARE(d.entropyThreshold, 1.0);
+            QCOMPARE(d.marginThreshold, 0.2);
+            QCOMPARE(d.maxDecisionPoints, 8);
+            QCOMPARE(d.branchesPerPoint, 2);
+            QCOMPARE(d.branchLength, 12);
+            QVERIFY(d.faithfulness);
+            PreferencesDialog dialog(settings);
+            QCOMPARE(dialog.findChild<QDoubleSpinBox*>("explainEntropy")->value(), 1.0);
+            dialog.findChild<QDoubleSpinBox*>("explainEntropy")->setValue(1.75);
+            dialog.findChild<QDoubleSpinBox*>("explainMargin")->setValue(0.125);
+            dialog.findChild<QSpinBox*>("explainPoints")->setValue(3);
+            dialog.findChild<QSpinBox*>("explainBranches")->setValue(4);
+            dialog.findChild<QSpinBox*>("explainBranchLength")->setValue(30);
+            dialog.findChild<QCheckBox*>("explainFaithfulness")->setChecked(false);
+            dialog.findChild<QSpinBox*>("explainBranches")->setValue(99); // the spin box stops at its maximum
+            QCOMPARE(dialog.findChild<QSpinBox*>("explainBranches")->value(), 5);
+            dialog.store(settings);
+            settings.sync();
+        }
+        {
+            WorkbenchSettings settings(file);
+            const ExplainSettings e = settings.explain();
+            QCOMPARE(e.entropyThreshold, 1.75);
+            QCOMPARE(e.marginThreshold, 0.125);
+            QCOMPARE(e.maxDecisionPoints, 3);
+            QCOMPARE(e.branchesPerPoint, 5);
+            QCOMPARE(e.branchLength, 30);
+            QVERIFY(!e.faithfulness);
+        }
+        {
+            QSettings raw(file, QSettings::IniFormat);
+            raw.setValue("explain/entropyThreshold", "nan");
+            raw.setValue("explain/marginThreshold", 7.5);
+            raw.setValue("explain/maxDecisionPoints", -4);
+            raw.setValue("explain/branchesPerPoint", 1000);
+            raw.setValue("explain/branchLength", 0);
+            raw.sync();
+        }
+        WorkbenchSettings settings(file);
+        const ExplainSettings c = settings.explain();
+        QCOMPARE(c.entropyThreshold, 1.0); // not a number: the default
+        QCOMPARE(c.marginThreshold, 1.0);
+        QCOMPARE(c.maxDecisionPoints, 1);
+        QCOMPARE(c.branchesPerPoint, 5);
+        QCOMPARE(c.branchLength, 1);
     }
 
     void layoutSettingsAndRecentModelsPersist()

@@ -42,6 +42,14 @@ private slots:
         WorkbenchSettings settings(m_tmp.filePath("ir.ini"));
         settings.setReopenLastModel(false);
         settings.setCapturePolicy("standard");
+        // Explain settings from Preferences reach the run (values other than the defaults).
+        ExplainSettings explainSettings;
+        explainSettings.entropyThreshold = 0.9;
+        explainSettings.marginThreshold = 0.25;
+        explainSettings.maxDecisionPoints = 5;
+        explainSettings.branchesPerPoint = 1;
+        explainSettings.branchLength = 6;
+        settings.setExplain(explainSettings);
         MainWindow w(&settings);
         w.setPersistState(false);
         w.resize(1280, 900);
@@ -82,6 +90,13 @@ private slots:
         QVERIFY(report);
         QCOMPARE(report->generatedCount(), int64_t(steps));
         QVERIFY2(!report->decisionPoints.empty(), "the bundled model's run has no decision point");
+        QCOMPARE(report->config.entropyThreshold, 0.9);
+        QCOMPARE(report->config.marginThreshold, 0.25);
+        QCOMPARE(report->config.maxDecisionPoints, 5);
+        QCOMPARE(report->config.branchesPerPoint, 1);
+        QCOMPARE(report->config.branchLength, 6);
+        QVERIFY(report->decisionPoints.size() <= 5);
+        for (const IrDecisionPoint& p : report->decisionPoints) QVERIFY(p.branches.size() <= 1);
         DecisionPointPanel* panel = w.decisionPanel();
         QCOMPARE(panel->report(), report);
         int nodes = 0;

@@ -18,6 +18,23 @@
 
 using namespace sage;
 
+namespace {
+// A Loops view on a document with a two-token run begun (not shown yet).
+struct ViewUnderTest {
+    RunDocument doc;
+    StepSelection selection;
+    LoopComparisonView view;
+
+    ViewUnderTest()
+    {
+        view.setDocument(&doc);
+        view.setSelection(&selection);
+        view.resize(900, 700);
+        doc.beginRun({{10, "a"}, {11, "b"}}, 300);
+    }
+};
+} // namespace
+
 class TestLoopComparison : public QObject
 {
     Q_OBJECT
@@ -116,14 +133,10 @@ private slots:
     {
         // Behind another tab the view builds nothing (no render job is even queued); shown, it renders the
         // trace as it is then, and its tables follow the trace all along.
-        RunDocument doc;
-        StepSelection selection;
-        LoopComparisonView view;
-        view.setDocument(&doc);
-        view.setSelection(&selection);
-        view.resize(900, 700);
+        ViewUnderTest t;
+        RunDocument& doc = t.doc;
+        LoopComparisonView& view = t.view;
         QSignalSpy rendered(&view, &LoopComparisonView::rendered);
-        doc.beginRun({{10, "a"}, {11, "b"}}, 300);
         doc.setTrace(synthetic::trace(5));
         view.setLayerHead(1, 0);
         view.setLaterLoop(2, AttentionSelection::Stream::Global);
@@ -154,15 +167,12 @@ private slots:
 
     void mapsAndDifferenceColours()
     {
-        RunDocument doc;
-        StepSelection selection;
-        LoopComparisonView view;
-        view.setDocument(&doc);
-        view.setSelection(&selection);
-        view.resize(900, 700);
+        ViewUnderTest t;
+        RunDocument& doc = t.doc;
+        LoopComparisonView& view = t.view;
+        StepSelection& selection = t.selection;
         view.show();
         QVERIFY(QTest::qWaitForWindowExposed(&view));
-        doc.beginRun({{10, "a"}, {11, "b"}}, 300);
         QSignalSpy rendered(&view, &LoopComparisonView::rendered);
         doc.setTrace(synthetic::trace(5));
         view.setLaterLoop(2, AttentionSelection::Stream::Global);

@@ -379,6 +379,12 @@ std::shared_ptr<const HeadStreams> AttentionHeatmapView::exactFor(const Attentio
     return nullptr;
 }
 
+void AttentionHeatmapView::showEvent(QShowEvent* event)
+{
+    QWidget::showEvent(event);
+    if (m_renderDeferred) scheduleRender();
+}
+
 void AttentionHeatmapView::scheduleRender()
 {
     const std::shared_ptr<const Trace> trace = m_doc ? m_doc->trace() : nullptr;
@@ -400,6 +406,12 @@ void AttentionHeatmapView::scheduleRender()
         updateStatus();
         return;
     }
+    if (!isVisible()) {
+        m_queue->cancelAll();
+        m_renderDeferred = true;
+        return;
+    }
+    m_renderDeferred = false;
     const std::shared_ptr<const HeadStreams> exact = exactFor(m_sel);
     for (auto it = m_cache.begin(); it != m_cache.end(); ++it)
         if (it->sel == m_sel && it->scale == m_scaleMode && it->steps == count && it->exact == exact.get()) {

@@ -81,6 +81,7 @@ signals:
 
 protected:
     void keyPressEvent(QKeyEvent* event) override;
+    void showEvent(QShowEvent* event) override;
 
 private:
     struct CacheEntry {
@@ -116,6 +117,9 @@ private:
     ScaleMode m_scaleMode = ScaleMode::Sqrt;
     int64_t m_heads = 0, m_layers = 0, m_loops = 0;
     bool m_syncing = false;
+    // A map asked for while the view was hidden (another tab in front): built when it is shown, so that a
+    // hidden view builds no images and fetches no exact maps while tokens stream in.
+    bool m_renderDeferred = false;
 
     std::shared_ptr<const AttentionMatrix> m_matrix;
     std::list<CacheEntry> m_cache; // most recent first

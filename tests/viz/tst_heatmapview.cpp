@@ -338,6 +338,11 @@ private slots:
         AttentionSelection sel;
         sel.head = 1; // top-1 only
         view.setAttentionSelection(sel);
+        // Hidden (another tab in front): nothing is built until the view is shown.
+        QCoreApplication::processEvents();
+        QVERIFY(!view.matrix() && !view.isBusy());
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
         QTRY_VERIFY(view.matrix() && view.matrix()->partialRows == 4);
         QVERIFY(view.isShowingPartial());
         QVERIFY2(view.statusText().contains("PARTIAL") && view.statusText().contains("top-1"),

@@ -56,7 +56,8 @@ for entry in "${TARGETS[@]}"; do
     -timeout=10 -print_final_stats=1 -artifact_prefix="$findings/" >"$log" 2>&1
   rc=$?
   set -e
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  # -a: the log quotes fuzzer inputs, which may make it look binary to grep. A missing count is not an error.
+  execs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
   corpus=$(find "$work" -type f | wc -l)
   result=ok
   if [ "$rc" -ne 0 ]; then

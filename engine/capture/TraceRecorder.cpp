@@ -146,7 +146,11 @@ void TraceRecorder::flush()
         for (size_t j0 = 0; j0 < m_jobs.size(); j0 += size_t(kChunk)) {
             const int64_t rows = std::min<int64_t>(kChunk, int64_t(m_jobs.size() - j0));
             m_lensLogits.resize(size_t(rows * V));
-            if (!m_packedHead) m_packedHead = std::make_unique<cpu::PackedWeight>(m_model.lmHead());
+            if (!m_packTried) {
+                m_packTried = true;
+                if (uint64_t(V) * uint64_t(D) * sizeof(float) <= kPackedHeadMaxBytes)
+                    m_packedHead = std::make_unique<cpu::PackedWeight>(m_model.lmHead());
+            }
             lensLogits(m_model, *m_pool, m_jobHidden.data() + j0 * size_t(D), rows, m_normed, m_lensLogits.data(),
                        m_packedHead.get());
             for (int64_t r = 0; r < rows; ++r) {

@@ -44,6 +44,9 @@ public:
         std::chrono::milliseconds slowCall{5};
     };
     static constexpr uint64_t kBatchedLensMaxWeightBytes = uint64_t(64) << 20;
+    // Batched: the output head is packed for the lens product (f32, 4 bytes per weight) when that takes at most
+    // this much memory; a larger head is converted again for each batch instead.
+    static constexpr uint64_t kPackedHeadMaxBytes = uint64_t(32) << 20;
 
     // `pool` (which must outlive the recorder) computes the batched lens on the thread that calls forward()
     // or flush(); nullptr computes it on that thread alone.
@@ -127,8 +130,9 @@ private:
     std::vector<float> m_finalExp, m_finalMax, m_lensLogits, m_normed, m_lensTmp;
     std::vector<double> m_finalSum;
     // Batched: the output head packed for the blocked kernel, once (cpu::PackedWeight), instead of converting
-    // it again for every batch. Built on the first batch.
+    // it again for every batch. Built on the first batch when it fits kPackedHeadMaxBytes.
     std::unique_ptr<cpu::PackedWeight> m_packedHead;
+    bool m_packTried = false;
 };
 
 } // namespace sage

@@ -352,6 +352,16 @@ void axpy(float a, const float* x, float* y, int64_t n)
     kernelsFor(activeIsa()).axpy(a, x, y, n);
 }
 
+DotFn dotKernel()
+{
+    return kernelsFor(activeIsa()).dot;
+}
+
+AxpyFn axpyKernel()
+{
+    return kernelsFor(activeIsa()).axpy;
+}
+
 float sum(const float* x, int64_t n)
 {
     return kernelsFor(activeIsa()).sum(x, n);

@@ -71,6 +71,12 @@ void convertRow(const WeightView& w, int64_t r, float* dst);
 float dot(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]
 void axpy(float a, const float* x, float* y, int64_t n);
+// The functions dot() and axpy() call for the active ISA, for loops that call them very often on short rows
+// (attention: once per key and head): the same numbers without looking the ISA up on every call.
+using DotFn = float (*)(const float* a, const float* b, int64_t n);
+using AxpyFn = void (*)(float a, const float* x, float* y, int64_t n);
+DotFn dotKernel();
+AxpyFn axpyKernel();
 
 // out[j] = exp(x[j] - shift) for j in [0, n), with a vectorised polynomial exponential (Cephes expf: relative
 // error below 2e-7 against std::exp; arguments below -87.3 give about 1e-38 instead of 0).

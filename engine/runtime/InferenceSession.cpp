@@ -318,6 +318,8 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
         const auto atLeast = [](std::vector<float>& v, int64_t n) {
             if (int64_t(v.size()) < n) v.resize(size_t(n));
         };
+        const cpu::DotFn dot = cpu::dotKernel(); // once per block of rows, not once per key
+        const cpu::AxpyFn axpy = cpu::axpyKernel();
         for (int64_t item = begin; item < end; ++item) {
             const int64_t i = item / H, h = item % H, kvh = h / group;
             const int64_t p = p0 + i;
@@ -326,7 +328,7 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
 
             // Global stream (loop 1: the only stream): causal over loop-1 keys 0..p.
             atLeast(scores, p + 1);
-            for (int64_t j = 0; j <= p; ++j) scores[size_t(j)] = cpu::dot(q, k1 + j * kvRow + kvh * hd, hd) * scale;
+            for (int64_t j = 0; j <= p; ++j) scores[size_t(j)] = dot(q, k1 + j * kvRow + kvh * hd, hd) * scale;
             const bool keepGlobal = wantAttn && (m_headStreams[size_t(h)] & StreamBits::Global);
             const float* probs = scores.data();
             if (keepGlobal) {
@@ -338,7 +340,7 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
                 softmaxTo(scores.data(), scores.data(), p + 1);
             }
             std::fill(out, out + hd, 0.0f);
-            for (int64_t j = 0; j <= p; ++j) cpu::axpy(probs[j], v1 + j * kvRow + kvh * hd, out, hd);
+            for (int64_t j = 0; j <= p; ++j) axpy(probs[j], v1 + j * kvRow + kvh * hd, out, hd);
             if (loop == 1) continue;
 
             // Local stream: this loop's keys at positions p-W+1..p; older ones from the ring, new ones pending.
@@ -348,8 +350,7 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
                 return j >= p0 ? pend + (j - p0) * kvRow + kvh * hd : ring + (j % W) * kvRow + kvh * hd;
             };
             atLeast(scores, cnt);
-            for (int64_t j = first; j <= p; ++j)
-                scores[size_t(j - first)] = cpu::dot(q, keyAt(j, pendK, ringK), hd) * scale;
+            for (int64_t j = first; j <= p; ++j) scores[size_t(j - first)] = dot(q, keyAt(j, pendK, ringK), hd) * scale;
             const bool keepLocal = wantAttn && (m_headStreams[size_t(h)] & StreamBits::Local);
             const float* lprobs = scores.data();
             if (keepLocal) {
@@ -361,7 +362,7 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
                 softmaxTo(scores.data(), scores.data(), cnt);
             }
             local.assign(size_t(hd), 0.0f);
-            for (int64_t j = first; j <= p; ++j) cpu::axpy(lprobs[j - first], keyAt(j, pendV, ringV), local.data(), hd);
+            for (int64_t j = first; j <= p; ++j) axpy(lprobs[j - first], keyAt(j, pendV, ringV), local.data(), hd);
             const float g = m_gate[size_t(i * H + h)];
             if (wantStreams) hook->observeStreams(loop, L, h, i, out, local.data(), g);
             for (int64_t d = 0; d < hd; ++d) out[d] = g * out[d] + (1.0f - g) * local[size_t(d)];

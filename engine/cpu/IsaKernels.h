@@ -45,6 +45,12 @@ struct IsaKernels {
     // [k0, k0 + gemmBlockK) at packed + ((p / gemmRowBlock) * ceil(K / gemmBlockK) + k0 / gemmBlockK) *
     // gemmBlockK * gemmRowBlock; gemmPacked then computes what gemmBlock computes, bit for bit.
     // Null for an ISA without panels (scalar).
+    // Many short products with one vector (decode attention over the keys of a head): out[j] = dot(q, rows of
+    // `base` j = 0..count-1, `stride` floats apart, n long) and y += w[j] * row j for j in order, each row with
+    // exactly dot's / axpy's operations, so the numbers equal count separate calls.
+    void (*dotRows)(const float* q, const float* base, int64_t stride, int64_t count, int64_t n, float* out) = nullptr;
+    void (*axpyRows)(const float* w, const float* base, int64_t stride, int64_t count, int64_t n, float* y) = nullptr;
+
     int64_t gemmBlockK = 0;
     void (*packPanels)(const WeightView& w, float* packed) = nullptr;
     void (*gemmPacked)(const float* x, int64_t K, int64_t R, const float* packed, float* y, int64_t t0, int64_t t1,

@@ -98,6 +98,16 @@ void scalarAxpy(float a, const float* x, float* y, int64_t n)
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void scalarDotRows(const float* q, const float* base, int64_t stride, int64_t count, int64_t n, float* out)
+{
+    for (int64_t j = 0; j < count; ++j) out[j] = scalarDot(q, base + j * stride, n);
+}
+
+void scalarAxpyRows(const float* w, const float* base, int64_t stride, int64_t count, int64_t n, float* y)
+{
+    for (int64_t j = 0; j < count; ++j) scalarAxpy(w[j], base + j * stride, y, n);
+}
+
 float scalarSum(const float* x, int64_t n)
 {
     float s = 0.0f;
@@ -187,7 +197,9 @@ const IsaKernels& scalarKernels()
                               scalarMaxValue,
                               scalarLaneMaxima,
                               scalarExpShift,
-                              scalarFmaProbe};
+                              scalarFmaProbe,
+                              scalarDotRows,
+                              scalarAxpyRows};
     return k;
 }
 
@@ -360,6 +372,16 @@ DotFn dotKernel()
 AxpyFn axpyKernel()
 {
     return kernelsFor(activeIsa()).axpy;
+}
+
+void dotRows(const float* q, const float* base, int64_t stride, int64_t count, int64_t n, float* out)
+{
+    kernelsFor(activeIsa()).dotRows(q, base, stride, count, n, out);
+}
+
+void axpyRows(const float* w, const float* base, int64_t stride, int64_t count, int64_t n, float* y)
+{
+    kernelsFor(activeIsa()).axpyRows(w, base, stride, count, n, y);
 }
 
 float sum(const float* x, int64_t n)

@@ -77,6 +77,11 @@ using DotFn = float (*)(const float* a, const float* b, int64_t n);
 using AxpyFn = void (*)(float a, const float* x, float* y, int64_t n);
 DotFn dotKernel();
 AxpyFn axpyKernel();
+// out[j] = dot(q, base + j * stride, n) for j in [0, count), and y[0, n) += w[j] * (base + j * stride)[0, n) for
+// j = 0, 1, .., count - 1 in that order: one call for all keys of an attention head, the same numbers as
+// count calls of dot() / axpy().
+void dotRows(const float* q, const float* base, int64_t stride, int64_t count, int64_t n, float* out);
+void axpyRows(const float* w, const float* base, int64_t stride, int64_t count, int64_t n, float* y);
 
 // out[j] = exp(x[j] - shift) for j in [0, n), with a vectorised polynomial exponential (Cephes expf: relative
 // error below 2e-7 against std::exp; arguments below -87.3 give about 1e-38 instead of 0).

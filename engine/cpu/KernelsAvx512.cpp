@@ -363,6 +363,16 @@ void axpy(float a, const float* x, float* y, int64_t n)
     }
 }
 
+void dotRows(const float* q, const float* base, int64_t stride, int64_t count, int64_t n, float* out)
+{
+    for (int64_t j = 0; j < count; ++j) out[j] = dot(q, base + j * stride, n);
+}
+
+void axpyRows(const float* w, const float* base, int64_t stride, int64_t count, int64_t n, float* y)
+{
+    for (int64_t j = 0; j < count; ++j) axpy(w[j], base + j * stride, y, n);
+}
+
 template <DType D> void rmsnormRowD(const float* x, int64_t D_, const StorageT<D>* weight, float eps, float* y)
 {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
@@ -482,9 +492,9 @@ double fmaProbe(int64_t iterations)
 
 const IsaKernels& avx512Kernels()
 {
-    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows, kTileTokens,  convert,   rmsnormRow,
-                              dot,        axpy,      sum,        firstGreater, maxValue,  laneMaxima,
-                              expShift,   fmaProbe,  kBlockK,    packPanels,   gemmPacked};
+    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,   kTileTokens, convert,    rmsnormRow, dot,
+                              axpy,       sum,       firstGreater, maxValue,    laneMaxima, expShift,   fmaProbe,
+                              dotRows,    axpyRows,  kBlockK,      packPanels,  gemmPacked};
     return k;
 }
 

@@ -318,7 +318,7 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
         const auto atLeast = [](std::vector<float>& v, int64_t n) {
             if (int64_t(v.size()) < n) v.resize(size_t(n));
         };
-        const cpu::DotFn dot = cpu::dotKernel(); // once per block of rows, not once per key
+        const cpu::DotFn dot = cpu::dotKernel(); // local stream: once per block of rows, not once per key
         const cpu::AxpyFn axpy = cpu::axpyKernel();
         for (int64_t item = begin; item < end; ++item) {
             const int64_t i = item / H, h = item % H, kvh = h / group;
@@ -328,7 +328,8 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
 
             // Global stream (loop 1: the only stream): causal over loop-1 keys 0..p.
             atLeast(scores, p + 1);
-            for (int64_t j = 0; j <= p; ++j) scores[size_t(j)] = dot(q, k1 + j * kvRow + kvh * hd, hd) * scale;
+            cpu::dotRows(q, k1 + kvh * hd, kvRow, p + 1, hd, scores.data());
+            for (int64_t j = 0; j <= p; ++j) scores[size_t(j)] *= scale;
             const bool keepGlobal = wantAttn && (m_headStreams[size_t(h)] & StreamBits::Global);
             const float* probs = scores.data();
             if (keepGlobal) {
@@ -340,7 +341,7 @@ void InferenceSession::attention(int64_t loop, int64_t L, const LayerWeights& w,
                 softmaxTo(scores.data(), scores.data(), p + 1);
             }
             std::fill(out, out + hd, 0.0f);
-            for (int64_t j = 0; j <= p; ++j) axpy(probs[j], v1 + j * kvRow + kvh * hd, out, hd);
+            cpu::axpyRows(probs, v1 + kvh * hd, kvRow, p + 1, hd, out);
             if (loop == 1) continue;
 
             // Local stream: this loop's keys at positions p-W+1..p; older ones from the ring, new ones pending.

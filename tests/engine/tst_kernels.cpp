@@ -335,6 +335,36 @@ private slots:
         }
     }
 
+    void rowKernelsMatchSeparateCalls()
+    {
+        // dotRows / axpyRows (decode attention over all keys of a head in one call) equal count separate dot() /
+        // axpy() calls bit for bit: every ISA, row lengths around the vector widths, strided rows, zero rows.
+        IsaGuard guard;
+        std::mt19937 rng(5151);
+        for (int64_t n : {1, 7, 16, 32, 100, 128}) {
+            for (int64_t count : {0, 1, 5, 64}) {
+                const int64_t stride = n + 9; // rows of a [keys, kv_heads * head_dim] cache: not adjacent
+                const std::vector<float> base = randomFloats(std::max<int64_t>(1, count) * stride, rng);
+                const std::vector<float> q = randomFloats(n, rng), w = randomFloats(std::max<int64_t>(1, count), rng);
+                const std::vector<float> y0 = randomFloats(n, rng);
+                for (Isa isa : availableIsas()) {
+                    setMaxIsa(isa);
+                    std::vector<float> rows(size_t(std::max<int64_t>(1, count)), -7.0f), one(rows.size(), -7.0f);
+                    dotRows(q.data(), base.data(), stride, count, n, rows.data());
+                    for (int64_t j = 0; j < count; ++j) one[size_t(j)] = dot(q.data(), base.data() + j * stride, n);
+                    QVERIFY2(std::memcmp(rows.data(), one.data(), rows.size() * sizeof(float)) == 0,
+                             qPrintable(QString("dotRows %1 n=%2 count=%3").arg(isaName(isa)).arg(n).arg(count)));
+                    std::vector<float> ya = y0, yb = y0;
+                    axpyRows(w.data(), base.data(), stride, count, n, ya.data());
+                    for (int64_t j = 0; j < count; ++j) axpy(w[size_t(j)], base.data() + j * stride, yb.data(), n);
+                    QVERIFY2(std::memcmp(ya.data(), yb.data(), ya.size() * sizeof(float)) == 0,
+                             qPrintable(QString("axpyRows %1 n=%2 count=%3").arg(isaName(isa)).arg(n).arg(count)));
+                    if (count > 0) QVERIFY(ya != y0);
+                }
+            }
+        }
+    }
+
     void packedWeightMatchesMatmulBlocked()
     {
         // matmulPacked with a weight packed once equals matmulBlocked bit for bit: every dtype, ISA and thread

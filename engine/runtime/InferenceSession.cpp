@@ -23,14 +23,10 @@ inline float sigmoid(float x)
 // p = softmax(s) over n entries; p may alias s.
 inline void softmaxTo(const float* s, float* p, int64_t n)
 {
-    float mx = s[0];
-    for (int64_t j = 1; j < n; ++j) mx = std::max(mx, s[j]);
-    float sum = 0.0f;
-    for (int64_t j = 0; j < n; ++j) {
-        p[j] = std::exp(s[j] - mx);
-        sum += p[j];
-    }
-    const float inv = 1.0f / sum;
+    // The vectorised exponential (cpu::expShifted, relative error below 2e-7): std::exp per key was 5% of a
+    // decode step at 1k context.
+    const float mx = cpu::maxValue(s, n);
+    const float inv = float(1.0 / cpu::expShifted(s, n, mx, p));
     for (int64_t j = 0; j < n; ++j) p[j] *= inv;
 }
 

@@ -1,7 +1,5 @@
 #include "app/workbench/PreferencesDialog.h"
 
-#include "engine/ir/IrConfig.h"
-
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDialogButtonBox>
@@ -55,7 +53,7 @@ PreferencesDialog::PreferencesDialog(const WorkbenchSettings& settings, QWidget*
     auto* explainForm = new QFormLayout(explainBox);
     m_entropy = new QDoubleSpinBox(explainBox);
     m_entropy->setObjectName("explainEntropy");
-    m_entropy->setRange(0.0, 20.0);
+    m_entropy->setRange(0.0, WorkbenchSettings::kMaxEntropyThreshold);
     m_entropy->setDecimals(2);
     m_entropy->setSingleStep(0.1);
     m_entropy->setSuffix(tr(" nats"));
@@ -74,19 +72,19 @@ PreferencesDialog::PreferencesDialog(const WorkbenchSettings& settings, QWidget*
     explainForm->addRow(tr("Margin threshold"), m_margin);
     m_points = new QSpinBox(explainBox);
     m_points->setObjectName("explainPoints");
-    m_points->setRange(1, 64);
+    m_points->setRange(1, WorkbenchSettings::kMaxDecisionPoints);
     m_points->setValue(e.maxDecisionPoints);
     m_points->setToolTip(tr("At most this many decision points are kept, highest score first."));
     explainForm->addRow(tr("Decision points"), m_points);
     m_branches = new QSpinBox(explainBox);
     m_branches->setObjectName("explainBranches");
-    m_branches->setRange(0, IrConfig{}.alternatives);
+    m_branches->setRange(0, WorkbenchSettings::maxBranchesPerPoint());
     m_branches->setValue(e.branchesPerPoint);
     m_branches->setToolTip(tr("Runner-up tokens per decision point that get a counterfactual continuation."));
     explainForm->addRow(tr("Branches per point"), m_branches);
     m_branchLength = new QSpinBox(explainBox);
     m_branchLength->setObjectName("explainBranchLength");
-    m_branchLength->setRange(1, 256);
+    m_branchLength->setRange(1, WorkbenchSettings::kMaxBranchLength);
     m_branchLength->setSuffix(tr(" tokens"));
     m_branchLength->setValue(e.branchLength);
     m_branchLength->setToolTip(tr("Greedy tokens generated after the forced token of a branch."));

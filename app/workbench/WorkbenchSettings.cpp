@@ -123,15 +123,20 @@ void WorkbenchSettings::setCapturePolicy(const QString& policy)
     m_settings->setValue("capture/policy", capturePolicies().contains(policy) ? policy : QStringLiteral("standard"));
 }
 
+int WorkbenchSettings::maxBranchesPerPoint()
+{
+    return IrConfig{}.alternatives;
+}
+
 ExplainSettings WorkbenchSettings::clamped(ExplainSettings e)
 {
     const auto finiteOr = [](double v, double fallback) { return std::isfinite(v) ? v : fallback; };
     const ExplainSettings d;
-    e.entropyThreshold = std::clamp(finiteOr(e.entropyThreshold, d.entropyThreshold), 0.0, 20.0);
+    e.entropyThreshold = std::clamp(finiteOr(e.entropyThreshold, d.entropyThreshold), 0.0, kMaxEntropyThreshold);
     e.marginThreshold = std::clamp(finiteOr(e.marginThreshold, d.marginThreshold), 0.0, 1.0);
-    e.maxDecisionPoints = std::clamp(e.maxDecisionPoints, 1, 64);
-    e.branchesPerPoint = std::clamp(e.branchesPerPoint, 0, IrConfig{}.alternatives);
-    e.branchLength = std::clamp(e.branchLength, 1, 256);
+    e.maxDecisionPoints = std::clamp(e.maxDecisionPoints, 1, kMaxDecisionPoints);
+    e.branchesPerPoint = std::clamp(e.branchesPerPoint, 0, maxBranchesPerPoint());
+    e.branchLength = std::clamp(e.branchLength, 1, kMaxBranchLength);
     return e;
 }
 

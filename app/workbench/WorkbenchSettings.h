@@ -50,8 +50,14 @@ public:
     // (clamped()); defaults of docs/ir.md.
     ExplainSettings explain() const;
     void setExplain(const ExplainSettings& e);
-    // Clamps every field to its range: thresholds to [0, 20] nats and [0, 1], 1..64 decision points,
-    // 0..5 branches per point (the alternatives recorded per point), 1..256 branch tokens.
+    // The ranges of the Explain settings, shared by clamped() and the Preferences fields: the entropy threshold
+    // in [0, kMaxEntropyThreshold] nats, the margin in [0, 1], 1..kMaxDecisionPoints decision points,
+    // 0..maxBranchesPerPoint() branches per point (the alternatives recorded per point), 1..kMaxBranchLength tokens.
+    static constexpr double kMaxEntropyThreshold = 20.0;
+    static constexpr int kMaxDecisionPoints = 64;
+    static constexpr int kMaxBranchLength = 256;
+    static int maxBranchesPerPoint();
+    // Clamps every field to its range (a non-finite threshold becomes its default).
     static ExplainSettings clamped(ExplainSettings e);
 
     QByteArray windowGeometry() const;

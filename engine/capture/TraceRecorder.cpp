@@ -57,7 +57,20 @@ void TraceRecorder::setLensBatching(const LensBatching& batching)
     m_batching = batching;
     using Mode = LensBatching::Mode;
     m_batched = batching.mode == Mode::Batched ||
-                (batching.mode == Mode::Auto && m_model.weightBytes() <= kBatchedLensMaxWeightBytes);
+                (batching.mode == Mode::Auto && m_model.weightBytes() <= kBatchedLensMaxWeightBytes &&
+                 1 + lensRowsPerStep() > cpu::kMatvecMaxTokens);
+}
+
+int64_t TraceRecorder::lensRowsPerStep() const
+{
+    using namespace CaptureKind;
+    const ModelConfig& c = m_model.config();
+    int64_t rows = (m_policy.kinds() & LogitLens) ? c.loopNum - 1 : 0; // after every loop but the last
+    if (m_policy.kinds() & LensLayer)
+        for (int64_t loop = 1; loop <= c.loopNum; ++loop)
+            for (int64_t L = 0; L < c.numHiddenLayers; ++L)
+                if (m_policy.layerKinds(c, loop, L) & LensLayer) ++rows;
+    return rows;
 }
 
 bool TraceRecorder::lensWanted() const
@@ -175,27 +188,44 @@ void TraceRecorder::flush()
     m_trace.append(std::move(steps));
 }
 
+const TraceRecorder::LayerPlan& TraceRecorder::plan(int64_t loop, int64_t layer)
+{
+    const ModelConfig& c = m_model.config();
+    const size_t at = size_t((loop - 1) * c.numHiddenLayers + layer);
+    if (m_plans.size() <= at) m_plans.resize(at + 1);
+    LayerPlan& p = m_plans[at];
+    if (p.known) return p;
+    p.known = true;
+    p.kinds = m_policy.layerKinds(c, loop, layer);
+    const int64_t H = c.numAttentionHeads, S = loop == 1 ? 1 : 2;
+    p.headBits.assign(size_t(H), 0);
+    // Rows of the heads that keep full rows, with their shape known now (query position, stream).
+    p.fullIndex.assign(size_t(H * S), -1);
+    for (int64_t h = 0; h < H; ++h) {
+        const uint32_t bits = m_policy.headStreams(loop, layer, h);
+        p.headBits[size_t(h)] = bits;
+        if (!(p.kinds & CaptureKind::Attention) || !m_policy.fullRows(layer, h)) continue;
+        for (int64_t s = 0; s < S; ++s)
+            if (bits & (1u << s)) {
+                p.fullIndex[size_t(h * S + s)] = int32_t(p.full.size());
+                p.full.push_back({int16_t(h), uint8_t(s)});
+            }
+    }
+    return p;
+}
+
 uint32_t TraceRecorder::askLayer(int64_t loop, int64_t layer)
 {
     const ModelConfig& c = m_model.config();
-    m_layerKinds = m_policy.layerKinds(c, loop, layer);
+    m_plan = &plan(loop, layer);
+    m_planLoop = loop;
+    m_planLayer = layer;
+    m_layerKinds = m_plan->kinds;
     if (m_layerKinds == 0) return 0;
     using namespace CaptureKind;
     const int64_t H = c.numAttentionHeads, E = c.numExperts, K = c.numExpertsPerTok;
     const int64_t S = loop == 1 ? 1 : 2, k = m_policy.attentionTopK();
-    // Rows of the heads that keep full rows, with their shape known now (query position, stream).
-    m_fullIndex.assign(size_t(H * S), -1);
-    std::vector<std::pair<int16_t, uint8_t>> full;
-    if (m_layerKinds & Attention)
-        for (int64_t h = 0; h < H; ++h) {
-            const uint32_t bits = m_policy.headStreams(loop, layer, h);
-            if (!m_policy.fullRows(layer, h)) continue;
-            for (int64_t s = 0; s < S; ++s)
-                if (bits & (1u << s)) {
-                    m_fullIndex[size_t(h * S + s)] = int32_t(full.size());
-                    full.push_back({int16_t(h), uint8_t(s)});
-                }
-        }
+    const auto& full = m_plan->full;
     if (m_layerKinds & StreamStats) gram(layer);
     for (auto& step : m_pending) {
         LayerRecord& r = step->layers.emplace_back();
@@ -232,6 +262,7 @@ uint32_t TraceRecorder::askLayer(int64_t loop, int64_t layer)
 
 uint32_t TraceRecorder::askHead(int64_t loop, int64_t layer, int64_t head)
 {
+    if (m_plan && loop == m_planLoop && layer == m_planLayer) return m_plan->headBits[size_t(head)];
     return m_policy.headStreams(loop, layer, head);
 }
 
@@ -241,7 +272,7 @@ void TraceRecorder::observeAttention(int64_t /*loop*/, int64_t /*layer*/, int64_
 {
     LayerRecord& r = current(i);
     const int64_t slot = head * r.streams + int64_t(stream);
-    const int32_t f = m_fullIndex[size_t(slot)];
+    const int32_t f = m_plan->fullIndex[size_t(slot)];
     if (f >= 0 && m_policy.keepsFullRow(count)) {
         FullAttentionRow& row = r.fullRows[size_t(f)];
         row.firstKey = int32_t(firstKey);
@@ -344,10 +375,8 @@ void TraceRecorder::observeResidual(int64_t /*loop*/, int64_t /*layer*/, const f
 {
     const int64_t D = m_model.config().hiddenSize;
     for (size_t i = 0; i < m_pending.size(); ++i) {
-        double s = 0;
         const float* h = hidden + int64_t(i) * D;
-        for (int64_t d = 0; d < D; ++d) s += double(h[d]) * h[d];
-        current(int64_t(i)).residualNorm = float(std::sqrt(s));
+        current(int64_t(i)).residualNorm = std::sqrt(std::max(0.0f, cpu::dot(h, h, D)));
     }
 }
 
@@ -417,9 +446,11 @@ LensRecord TraceRecorder::lensRecord(int64_t loop, int64_t layer, const float* l
         tmp.resize(size_t(V));
         ml = cpu::maxValue(l, V);
         sl = cpu::expShifted(l, V, ml, tmp.data());
-        const float dz = float((double(mf) + std::log(sf)) - (double(ml) + std::log(sl)));
-        for (int64_t v = 0; v < V; ++v) tmp[size_t(v)] = (f[v] - l[v]) - dz;
-        kl = double(cpu::dot(pf, tmp.data(), V)) / sf;
+        // sum pf * ((f - l) - dz) / sf = sum pf * (f - l) / sf - dz, as sum pf = sf (within rounding).
+        const double dz = (double(mf) + std::log(sf)) - (double(ml) + std::log(sl));
+        std::memcpy(tmp.data(), f, size_t(V) * sizeof(float));
+        cpu::axpy(-1.0f, l, tmp.data(), V);
+        kl = double(cpu::dot(pf, tmp.data(), V)) / sf - dz;
     }
     LensRecord rec;
     rec.loop = int16_t(loop);

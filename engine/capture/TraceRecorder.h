@@ -22,22 +22,25 @@ class PackedWeight;
 // (setCaptureHook); every successful forward call yields one StepRecord per position. Before the forward
 // call of a sampled token, setNextChoice() hands over how it was chosen (captureGenerate does this).
 //
-// The logit lens costs one lm_head row per position and lens. For a model whose weights stream from memory
-// (most of them) the session computes those rows in the head's own weight pass, almost for free. A model small
-// enough to stay in the caches is compute-bound instead, and there the lens row is a large part of a decode
-// step (1/8 of the bundled model's): such a recorder takes the lens inputs (CaptureKind::LensInput), holds the
-// steps of fast decode calls back and computes their lens rows together with the blocked matrix kernel
-// (lensLogits, whose rows do not depend on the batch), then appends the steps (a prompt's lens rows come from
-// the session). Only single-position calls are held, at most LensBatching::maxSteps steps or maxHold, and none after a
-// call that took longer than slowCall. flush() appends what is held; captureGenerate calls it when generation ends, and
-// so does the destructor. The mode is chosen once per recorder from the model's size, so the values recorded never
-// depend on timing.
+// The logit lens costs one lm_head row per position and lens. By default the session computes a decode step's
+// lens rows in the output head's own matrix-vector pass (up to cpu::kMatvecMaxTokens rows share one read of the
+// head's weights): for a model whose weights stream from memory almost for free, and for one small enough to stay
+// in the caches still the cheapest way measured (docs/benchmarks.md). Only a small model (at most
+// kBatchedLensMaxWeightBytes) whose policy asks for more lens rows per step than that pass holds (a lens per
+// layer) batches instead: such a recorder takes the lens inputs (CaptureKind::LensInput), holds the steps of
+// fast decode calls back and computes their lens rows together with the blocked matrix kernel (lensLogits, whose
+// rows do not depend on the batch), then appends the steps (a prompt's lens rows come from the session). Only
+// single-position calls are held, at most LensBatching::maxSteps steps or maxHold, and none after a call that
+// took longer than slowCall. flush() appends what is held; captureGenerate calls it when generation ends, and so
+// does the destructor. The mode is chosen once per recorder from the model's size and the policy, so the values
+// recorded never depend on timing.
 class TraceRecorder : public CaptureHook
 {
 public:
     struct LensBatching {
         enum class Mode { Auto, Batched, WithHead };
-        // Auto: Batched when the weights take at most kBatchedLensMaxWeightBytes, else WithHead.
+        // Auto: Batched when the weights take at most kBatchedLensMaxWeightBytes and a decode step has more lens
+        // rows than fit beside the output row in the head's pass (lensRowsPerStep), else WithHead.
         Mode mode = Mode::Auto;
         int64_t maxSteps = 32;
         std::chrono::milliseconds maxHold{30};
@@ -54,8 +57,11 @@ public:
     ~TraceRecorder() override;
 
     void setLensBatching(const LensBatching& batching);
-    // True when the recorder computes the lens in batches (LensBatching::Mode::Batched or Auto on a small model).
+    // True when the recorder computes the lens in batches (LensBatching::Mode::Batched, or Auto on a small model
+    // with many lens rows per step).
     bool batchesLens() const { return m_batched; }
+    // Lens rows the policy asks for per decoded position (after each loop but the last, and per layer).
+    int64_t lensRowsPerStep() const;
     // Computes the logit lens of the held steps and appends them to the trace.
     void flush();
     // Steps of completed forward calls not yet in the trace.
@@ -100,8 +106,19 @@ private:
     std::vector<std::shared_ptr<StepRecord>> m_pending; // [n] records of the running call
     int64_t m_p0 = 0;
     size_t m_layerIndex = 0; // index of the current (loop, layer) in each pending step's layers
+    // What the policy asks of one (loop, layer), worked out on its first forward call (the policy is fixed).
+    struct LayerPlan {
+        bool known = false;
+        uint32_t kinds = 0;
+        std::vector<uint32_t> headBits;                 // [H] askHead's answers
+        std::vector<int32_t> fullIndex;                 // [H * streams] index into fullRows or -1
+        std::vector<std::pair<int16_t, uint8_t>> full;  // (head, stream) of each full row
+    };
+    const LayerPlan& plan(int64_t loop, int64_t layer);
+    std::vector<LayerPlan> m_plans; // [(loop - 1) * layers + layer]
+    const LayerPlan* m_plan = nullptr; // the current layer's
+    int64_t m_planLoop = 0, m_planLayer = -1;
     uint32_t m_layerKinds = 0;
-    std::vector<int32_t> m_fullIndex; // [H * streams] index into fullRows or -1, for the current layer
     // Per layer: Gram matrices G_h = Wo_h^T Wo_h [H, hd, hd] of o_proj's head slices, so that
     // ||Wo_h x|| = sqrt(x^T G_h x) costs hd^2 instead of D * hd. Built on first use.
     std::vector<std::vector<float>> m_gram;

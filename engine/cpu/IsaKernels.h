@@ -55,6 +55,10 @@ struct IsaKernels {
     void (*packPanels)(const WeightView& w, float* packed) = nullptr;
     void (*gemmPacked)(const float* x, int64_t K, int64_t R, const float* packed, float* y, int64_t t0, int64_t t1,
                        int64_t r0, int64_t r1) = nullptr;
+    // Writes the indices j in [0, n) with x[j] > t (NaN entries are never greater) to out in increasing order
+    // and stops at the cap-th (cap >= 1); returns how many it wrote. One scan for what firstGreater finds one
+    // call at a time.
+    int64_t (*collectGreater)(const float* x, int64_t n, float t, int32_t* out, int64_t cap) = nullptr;
 };
 
 const IsaKernels& scalarKernels();

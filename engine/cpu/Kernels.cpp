@@ -151,6 +151,14 @@ int64_t scalarFirstGreater(const float* x, int64_t n, float t)
     return j;
 }
 
+int64_t scalarCollectGreater(const float* x, int64_t n, float t, int32_t* out, int64_t cap)
+{
+    int64_t m = 0;
+    for (int64_t j = 0; j < n && m < cap; ++j)
+        if (x[j] > t) out[m++] = int32_t(j);
+    return m;
+}
+
 double scalarFmaProbe(int64_t iterations)
 {
     // Eight independent chains so the probe measures throughput, not latency.
@@ -199,7 +207,11 @@ const IsaKernels& scalarKernels()
                               scalarExpShift,
                               scalarFmaProbe,
                               scalarDotRows,
-                              scalarAxpyRows};
+                              scalarAxpyRows,
+                              0,
+                              nullptr,
+                              nullptr,
+                              scalarCollectGreater};
     return k;
 }
 
@@ -389,13 +401,26 @@ float sum(const float* x, int64_t n)
     return kernelsFor(activeIsa()).sum(x, n);
 }
 
+namespace {
+// The largest float below t (t not NaN): x > below(t) <=> x >= t.
+float below(float t)
+{
+    if (t == 0.0f) return -std::numeric_limits<float>::denorm_min();
+    if (t == -std::numeric_limits<float>::infinity()) return t;
+    const uint32_t b = std::bit_cast<uint32_t>(t);
+    return std::bit_cast<float>(t > 0.0f ? b - 1 : b + 1); // +inf - 1 ulp is the largest finite float
+}
+} // namespace
+
 void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
 {
-    // Insertion into the sorted list of entries in index order, skipping by vector scans to the next entry
-    // that would enter it. While the list is not full, an entry enters if it reaches t0, the smallest of the
-    // maxima of k equal segments: each segment holds an entry >= t0, so the k largest (and all entries tied
-    // with the k-th) are >= t0, and far fewer entries are inserted only to be pushed out again.
+    // Insertion into the sorted list of entries in index order, skipping by vector scans to the entries that
+    // would enter it (collectGreater: a chunk of them per scan). While the list is not full, an entry enters if
+    // it reaches t0, a lower bound of the k-th largest entry: the k-th largest of the vector lanes' maxima
+    // (entries with distinct indices), or with fewer lanes than k the smallest of k segment maxima. So far fewer
+    // entries are inserted only to be pushed out again.
     const IsaKernels& kern = kernelsFor(activeIsa());
+    const auto collect = kern.collectGreater ? kern.collectGreater : scalarKernels().collectGreater;
     int have = 0;
     const auto insert = [&](int64_t j) {
         const float v = x[j];
@@ -410,17 +435,24 @@ void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
     };
     if (k > 0 && n > 0) {
         constexpr float kLowest = -std::numeric_limits<float>::infinity();
-        float gate = kLowest; // entries > gate enter a list that is not full
+        float gate = kLowest; // entries > gate enter a list that is not full (NaN never does)
         bool gated = false;
         if (n >= 32 * int64_t(k)) {
-            // The maxima of the vector lanes (entries j = lane mod lanes) are entries with distinct indices, so
-            // the k-th largest of them is a valid t0 and a high one; with fewer lanes than k, k segments.
             float lanes[kMaxLanes];
             const int nl = kern.laneMaxima(x, n, lanes);
             float t0 = std::numeric_limits<float>::infinity();
             if (nl >= k) {
-                std::nth_element(lanes, lanes + (k - 1), lanes + nl, std::greater<float>());
-                t0 = lanes[k - 1];
+                // The k-th largest lane maximum: a descending list of the k largest, by insertion.
+                float top[kMaxLanes];
+                int h = 0;
+                for (int l = 0; l < nl; ++l) {
+                    const float v = lanes[l];
+                    if (h == k && !(v > top[k - 1])) continue;
+                    int pos = h < k ? h++ : k - 1;
+                    for (; pos > 0 && v > top[pos - 1]; --pos) top[pos] = top[pos - 1];
+                    top[pos] = v;
+                }
+                t0 = top[k - 1];
             } else {
                 const int64_t seg = n / k;
                 for (int s = 0; s < k; ++s) {
@@ -429,7 +461,7 @@ void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
                 }
             }
             if (t0 > kLowest) {
-                gate = std::nextafter(t0, kLowest); // x > gate <=> x >= t0
+                gate = below(t0);
                 gated = true;
             }
         }
@@ -437,9 +469,16 @@ void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
         if (!gated)
             for (; j < n && have < k; ++j)
                 if (!std::isnan(x[j])) insert(j); // every entry enters until the list is full
+        constexpr int64_t kChunk = 64;
+        int32_t found[kChunk];
         while (j < n) {
-            j += kern.firstGreater(x + j, n - j, have < k ? gate : val[k - 1]);
-            if (j < n) insert(j++);
+            const int64_t m = collect(x + j, n - j, have < k ? gate : val[k - 1], found, kChunk);
+            for (int64_t c = 0; c < m; ++c) {
+                const int64_t e = j + found[c];
+                if (have < k || x[e] > val[k - 1]) insert(e); // the list may have filled up since the scan
+            }
+            if (m < kChunk) break;
+            j += found[kChunk - 1] + 1;
         }
     }
     for (int r = have; r < k; ++r) {

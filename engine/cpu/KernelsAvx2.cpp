@@ -411,6 +411,33 @@ int64_t firstGreater(const float* x, int64_t n, float t)
     return n;
 }
 
+// The set bits of `mask` (entries base + bit) into out[m..], at most cap in all; returns the new m.
+inline int64_t appendBits(uint32_t mask, int64_t base, int32_t* out, int64_t m, int64_t cap)
+{
+    for (; mask != 0 && m < cap; mask &= mask - 1) out[m++] = int32_t(base + std::countr_zero(mask));
+    return m;
+}
+
+int64_t collectGreater(const float* x, int64_t n, float t, int32_t* out, int64_t cap)
+{
+    const __m256 tv = _mm256_set1_ps(t);
+    int64_t i = 0, m = 0;
+    for (; i + 4 * kLanes <= n && m < cap; i += 4 * kLanes) {
+        const uint32_t m0 = uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), tv, _CMP_GT_OQ)));
+        const uint32_t m1 =
+            uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + kLanes), tv, _CMP_GT_OQ)));
+        const uint32_t m2 =
+            uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 2 * kLanes), tv, _CMP_GT_OQ)));
+        const uint32_t m3 =
+            uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 3 * kLanes), tv, _CMP_GT_OQ)));
+        const uint32_t all = m0 | (m1 << 8) | (m2 << 16) | (m3 << 24);
+        if (all) m = appendBits(all, i, out, m, cap);
+    }
+    for (; i < n && m < cap; ++i)
+        if (x[i] > t) out[m++] = int32_t(i);
+    return m;
+}
+
 // out[l] = the largest x[j] with j = l mod 8. max(v, acc) returns acc when v is NaN: NaN entries are skipped,
 // as in the scalar kernel.
 int laneMaxima(const float* x, int64_t n, float* out)
@@ -485,7 +512,7 @@ const IsaKernels& avx2Kernels()
 {
     static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,   kTileTokens, convert,    rmsnormRow, dot,
                               axpy,       sum,       firstGreater, maxValue,    laneMaxima, expShift,   fmaProbe,
-                              dotRows,    axpyRows,  kBlockK,      packPanels,  gemmPacked};
+                              dotRows,    axpyRows,  kBlockK,      packPanels,  gemmPacked, collectGreater};
     return k;
 }
 

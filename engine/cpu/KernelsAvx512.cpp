@@ -426,6 +426,33 @@ int64_t firstGreater(const float* x, int64_t n, float t)
     return n;
 }
 
+// The set bits of `mask` (entries base + bit) into out[m..], at most cap in all; returns the new m.
+inline int64_t appendBits(uint64_t mask, int64_t base, int32_t* out, int64_t m, int64_t cap)
+{
+    for (; mask != 0 && m < cap; mask &= mask - 1) out[m++] = int32_t(base + std::countr_zero(mask));
+    return m;
+}
+
+int64_t collectGreater(const float* x, int64_t n, float t, int32_t* out, int64_t cap)
+{
+    const __m512 tv = _mm512_set1_ps(t);
+    int64_t i = 0, m = 0;
+    for (; i + 4 * kLanes <= n && m < cap; i += 4 * kLanes) {
+        const __mmask16 m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), tv, _CMP_GT_OQ);
+        const __mmask16 m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i + kLanes), tv, _CMP_GT_OQ);
+        const __mmask16 m2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i + 2 * kLanes), tv, _CMP_GT_OQ);
+        const __mmask16 m3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i + 3 * kLanes), tv, _CMP_GT_OQ);
+        const uint64_t all = uint64_t(m0) | (uint64_t(m1) << 16) | (uint64_t(m2) << 32) | (uint64_t(m3) << 48);
+        if (all) m = appendBits(all, i, out, m, cap);
+    }
+    for (; i < n && m < cap; i += kLanes) {
+        const __mmask16 tm = tailMask(n - i);
+        const __mmask16 mk = _mm512_mask_cmp_ps_mask(tm, _mm512_maskz_loadu_ps(tm, x + i), tv, _CMP_GT_OQ);
+        if (mk) m = appendBits(mk, i, out, m, cap);
+    }
+    return m;
+}
+
 // Lane l holds the largest x[j] with j = l mod 16 (entry j sits in lane j mod 16 in every block, also in the
 // masked tail). max(v, acc) returns acc when v is NaN: NaN entries are skipped, as in the scalar kernel.
 __m512 laneMaxVector(const float* x, int64_t n)
@@ -494,7 +521,7 @@ const IsaKernels& avx512Kernels()
 {
     static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,   kTileTokens, convert,    rmsnormRow, dot,
                               axpy,       sum,       firstGreater, maxValue,    laneMaxima, expShift,   fmaProbe,
-                              dotRows,    axpyRows,  kBlockK,      packPanels,  gemmPacked};
+                              dotRows,    axpyRows,  kBlockK,      packPanels,  gemmPacked, collectGreater};
     return k;
 }
 

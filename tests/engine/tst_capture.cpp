@@ -17,6 +17,7 @@
 #include "engine/capture/TraceExport.h"
 #include "engine/capture/TraceRecorder.h"
 #include "engine/core/SageError.h"
+#include "engine/cpu/Kernels.h"
 #include "engine/cpu/ThreadPool.h"
 #include "engine/model/Model.h"
 #include "engine/runtime/InferenceSession.h"
@@ -251,9 +252,24 @@ private slots:
         InferenceSession a(*model, pool), b(*model, pool);
         Trace ta, tb;
         TraceRecorder batched(*model, policy, ta, &pool), withHead(*model, policy, tb, &pool);
-        QVERIFY(batched.batchesLens()); // Auto on a small model
+        // Auto: one lens row per step fits beside the output row in the head's pass, on any model.
+        QCOMPARE(withHead.lensRowsPerStep(), model->config().loopNum - 1);
+        QVERIFY(!withHead.batchesLens());
+        batched.setLensBatching({.mode = TraceRecorder::LensBatching::Mode::Batched});
+        QVERIFY(batched.batchesLens());
         withHead.setLensBatching({.mode = TraceRecorder::LensBatching::Mode::WithHead});
         QVERIFY(!withHead.batchesLens());
+        {
+            // Auto with a lens after every layer: more rows than the head's pass holds, on a small model.
+            CapturePolicy perLayer = policy;
+            perLayer.setKinds(policy.kinds() | CaptureKind::LensLayer);
+            Trace tc;
+            TraceRecorder many(*model, perLayer, tc, &pool);
+            const ModelConfig& c = model->config();
+            QCOMPARE(many.lensRowsPerStep(), c.loopNum - 1 + c.loopNum * c.numHiddenLayers);
+            QVERIFY(many.lensRowsPerStep() + 1 > cpu::kMatvecMaxTokens);
+            QVERIFY(many.batchesLens());
+        }
         a.setCaptureHook(&batched);
         b.setCaptureHook(&withHead);
         std::vector<float> la, lb;
@@ -295,6 +311,7 @@ private slots:
                              .maxSteps = 1000,
                              .maxHold = std::chrono::hours(1),
                              .slowCall = std::chrono::hours(1)});
+        refRec.setLensBatching({.mode = TraceRecorder::LensBatching::Mode::Batched});
         s.setCaptureHook(&rec);
         ref.setCaptureHook(&refRec);
         std::vector<float> logits;

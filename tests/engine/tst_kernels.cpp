@@ -410,7 +410,7 @@ private slots:
     void topKAndMaxValueMatchAScan()
     {
         // Against a plain stable sort: the k largest, largest first, ties to the lower index; fewer entries than
-        // k leave (-1, 0); rows of ties, rows of one value, rows with NaN. maxValue skips NaN.
+        // k leave (-1, 0); rows of ties, rows of one value, rows with NaN or infinities. maxValue skips NaN.
         IsaGuard guard;
         std::mt19937 rng(77);
         std::vector<std::vector<float>> rows;
@@ -427,6 +427,20 @@ private slots:
             withNaN[size_t(n / 2)] = std::nanf("");
             withNaN[0] = std::nanf("");
             rows.push_back(withNaN);
+            // Infinities: a row of -inf with two finite entries (fewer than k above -inf), and +inf entries.
+            constexpr float kInf = std::numeric_limits<float>::infinity();
+            std::vector<float> lowest(static_cast<size_t>(n), -kInf);
+            lowest[size_t(n / 3)] = 2.0f;
+            lowest[size_t(n - 1)] = -1.0f;
+            rows.push_back(lowest);
+            std::vector<float> highest = randomFloats(n, rng);
+            highest[size_t(n / 2)] = kInf;
+            highest[size_t(n - 1)] = kInf;
+            rows.push_back(highest);
+            // Many entries above the first threshold, in chunks: rising steps of 64 equal values.
+            std::vector<float> steps(static_cast<size_t>(n));
+            for (int64_t j = 0; j < n; ++j) steps[size_t(j)] = float(j / 64);
+            rows.push_back(steps);
         }
         for (Isa isa : availableIsas()) {
             setMaxIsa(isa);

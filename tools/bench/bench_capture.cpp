@@ -12,7 +12,9 @@
 // Usage: sage-bench-capture [--model DIR] [--threads N] [--contexts 256,1024,4096] [--decode N] [--reps N]
 //                           [--full-max-context N] [--workdir DIR] [--json] [--by-kind] [--configs a,b]
 //        sage-bench-capture --estimate   (bytes per token of each preset for the bundled and the 40B shape)
-// --configs runs only the named configurations besides "off" (e.g. --configs standard for a profile).
+// --configs runs only the named configurations besides "off" (e.g. --configs standard for a profile);
+// "<preset>@head" (only through --configs) is the preset with its lens rows computed in the output head's
+// matrix-vector pass (TraceRecorder's WithHead mode) whatever the model's size.
 // --list-runs prints each timed run on stderr as it starts (to match callgrind's dumps, above main).
 // --lens-hold-steps N makes a recorder that batches its lens hold N steps whatever the time per step (under
 // callgrind every step is slow and would otherwise not be held).
@@ -240,10 +242,17 @@ int main(int argc, char** argv)
         {"k:lens", CaptureKind::LogitLens}};
     if (byKind)
         for (const auto& kc : kindConfigs) configs.insert(configs.end() - 1, kc.first);
-    if (!only.empty())
+    if (!only.empty()) {
         std::erase_if(configs, [&](const std::string& name) {
             return name != "off" && std::find(only.begin(), only.end(), name) == only.end();
         });
+        // Named variants outside the default list ("standard@head"), before a second capture-off run.
+        const auto tail = std::find(configs.begin(), configs.end(), std::string("off-again"));
+        const ptrdiff_t at = tail - configs.begin();
+        for (const std::string& name : only)
+            if (name.find("@head") != std::string::npos)
+                configs.insert(configs.begin() + at, name);
+    }
     nlohmann::json results = nlohmann::json::array();
     for (int64_t ctx : contexts) {
         InferenceSession base(*model, pool);
@@ -278,10 +287,15 @@ int main(int argc, char** argv)
                     rec = std::make_unique<TraceRecorder>(*model, p, trace, &pool);
                     s.setCaptureHook(rec.get());
                 } else if (name != "off" && name != "off-again") {
-                    rec = std::make_unique<TraceRecorder>(*model, CapturePolicy::fromName(name, c), trace, &pool);
+                    // "<preset>@head": the preset with the lens rows computed in the output head's pass.
+                    const size_t at = name.find("@head");
+                    rec = std::make_unique<TraceRecorder>(*model, CapturePolicy::fromName(name.substr(0, at), c),
+                                                          trace, &pool);
+                    if (at != std::string::npos)
+                        rec->setLensBatching({.mode = TraceRecorder::LensBatching::Mode::WithHead});
                     s.setCaptureHook(rec.get());
                 }
-                if (rec && lensHoldSteps > 0)
+                if (rec && lensHoldSteps > 0 && name.find("@head") == std::string::npos)
                     rec->setLensBatching({.maxSteps = lensHoldSteps,
                                           .maxHold = std::chrono::hours(1),
                                           .slowCall = std::chrono::hours(1)});

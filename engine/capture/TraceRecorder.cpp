@@ -40,6 +40,7 @@ TraceRecorder::TraceRecorder(const Model& model, CapturePolicy policy, Trace& tr
     info.lensTopK = m_policy.lensTopK();
     m_trace.setInfo(info);
     m_gram.resize(size_t(c.numHiddenLayers));
+    m_gramPacked.resize(size_t(c.numHiddenLayers));
 }
 
 TraceRecorder::~TraceRecorder()
@@ -323,6 +324,8 @@ const std::vector<float>& TraceRecorder::gram(int64_t layer)
         }
     }
     g.assign(acc.begin(), acc.end());
+    std::vector<cpu::PackedWeight>& packed = m_gramPacked[size_t(layer)];
+    for (int64_t h = 0; h < H; ++h) packed.emplace_back(WeightView{g.data() + h * hd * hd, DType::F32, hd, hd});
     return g;
 }
 
@@ -332,12 +335,11 @@ void TraceRecorder::observeStreams(int64_t /*loop*/, int64_t layer, int64_t head
     // ||o_proj_h x||^2 = x^T G x with the head's Gram matrix G = W_h^T W_h ([hd, hd], precomputed): hd^2 work
     // instead of D * hd. [G a; G b] in one matrix product (G is symmetric), on this worker thread alone.
     const int64_t hd = m_model.config().headDim;
-    const float* G = m_gram[size_t(layer)].data() + head * hd * hd;
     thread_local std::vector<float> xy;
     xy.resize(size_t(4 * hd)); // [a; b; G a; G b]
     std::memcpy(xy.data(), a, size_t(hd) * sizeof(float));
     std::memcpy(xy.data() + hd, b, size_t(hd) * sizeof(float));
-    cpu::matmul(*m_serial, xy.data(), 2, WeightView{G, DType::F32, hd, hd}, xy.data() + 2 * hd);
+    cpu::matmulPacked(*m_serial, xy.data(), 2, m_gramPacked[size_t(layer)][size_t(head)], xy.data() + 2 * hd);
     const double qa = cpu::dot(a, xy.data() + 2 * hd, hd), qb = cpu::dot(b, xy.data() + 3 * hd, hd);
     const double ab = cpu::dot(a, b, hd), aa = cpu::dot(a, a, hd), bb = cpu::dot(b, b, hd);
     LayerRecord& r = current(i);
@@ -448,8 +450,7 @@ LensRecord TraceRecorder::lensRecord(int64_t loop, int64_t layer, const float* l
         sl = cpu::expShifted(l, V, ml, tmp.data());
         // sum pf * ((f - l) - dz) / sf = sum pf * (f - l) / sf - dz, as sum pf = sf (within rounding).
         const double dz = (double(mf) + std::log(sf)) - (double(ml) + std::log(sl));
-        std::memcpy(tmp.data(), f, size_t(V) * sizeof(float));
-        cpu::axpy(-1.0f, l, tmp.data(), V);
+        for (int64_t v = 0; v < V; ++v) tmp[size_t(v)] = f[v] - l[v];
         kl = double(cpu::dot(pf, tmp.data(), V)) / sf - dz;
     }
     LensRecord rec;

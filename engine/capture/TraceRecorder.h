@@ -122,6 +122,9 @@ private:
     // Per layer: Gram matrices G_h = Wo_h^T Wo_h [H, hd, hd] of o_proj's head slices, so that
     // ||Wo_h x|| = sqrt(x^T G_h x) costs hd^2 instead of D * hd. Built on first use.
     std::vector<std::vector<float>> m_gram;
+    // The same matrices packed for the blocked kernel ([layer][head]), which computes [G a; G b] without the
+    // horizontal sums that dominate matrix-vector products this small.
+    std::vector<std::vector<cpu::PackedWeight>> m_gramPacked;
 
     // Lens batching. m_final / m_finalLoops have a row per held decode step (those come first in m_held), then
     // one for the running call's step.

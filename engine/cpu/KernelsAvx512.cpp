@@ -139,9 +139,10 @@ template <DType D, int NT>
 void matvecRowsT(const float* x, const StorageT<D>* w, int64_t K, int64_t R, float* y, int64_t r0, int64_t r1)
 {
     // Enough independent accumulators to cover FMA latency x throughput (4 x 2) when the weights are in
-    // cache, within 32 registers: 8 rows for one token, 4 rows x NT tokens (up to 16 accumulators plus
-    // 8 operands) otherwise.
-    constexpr int kRows = NT == 1 ? 8 : 4;
+    // cache, within 32 registers: 8 rows for one or two tokens (up to 16 accumulators plus 10 operands; two
+    // tokens are a decode step with its logit lens row), 4 rows x NT tokens otherwise. Every (token, row)
+    // has its own accumulator summed in the same order whatever the tile, so the shape changes no bit.
+    constexpr int kRows = NT <= 2 ? 8 : 4;
     int64_t r = r0;
     for (; r + kRows <= r1; r += kRows) matvecTile<D, kRows, NT>(x, K, w + r * K, y + r, R);
     for (; r < r1; ++r) matvecTile<D, 1, NT>(x, K, w + r * K, y + r, R);

@@ -28,8 +28,9 @@ struct IsaKernels {
     float (*dot)(const float* a, const float* b, int64_t n);
     void (*axpy)(float a, const float* x, float* y, int64_t n);
     float (*sum)(const float* x, int64_t n);
-    // The first j in [0, n) with x[j] > t, or n (NaN entries are never greater).
-    int64_t (*firstGreater)(const float* x, int64_t n, float t);
+    // Writes the indices j in [0, n) with x[j] > t (NaN entries are never greater) to out in increasing order
+    // and stops at the cap-th (cap >= 1); returns how many it wrote.
+    int64_t (*collectGreater)(const float* x, int64_t n, float t, int32_t* out, int64_t cap);
     // The largest of x[0, n), n >= 1, NaN entries skipped (-inf when all are NaN).
     float (*maxValue)(const float* x, int64_t n);
     // out[l] = the largest x[j] with j = l mod L over the kernel's L vector lanes (NaN skipped, -inf where a
@@ -55,10 +56,6 @@ struct IsaKernels {
     void (*packPanels)(const WeightView& w, float* packed) = nullptr;
     void (*gemmPacked)(const float* x, int64_t K, int64_t R, const float* packed, float* y, int64_t t0, int64_t t1,
                        int64_t r0, int64_t r1) = nullptr;
-    // Writes the indices j in [0, n) with x[j] > t (NaN entries are never greater) to out in increasing order
-    // and stops at the cap-th (cap >= 1); returns how many it wrote. One scan for what firstGreater finds one
-    // call at a time.
-    int64_t (*collectGreater)(const float* x, int64_t n, float t, int32_t* out, int64_t cap) = nullptr;
 };
 
 const IsaKernels& scalarKernels();

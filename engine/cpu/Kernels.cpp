@@ -144,13 +144,6 @@ void scalarExpShift(const float* x, int64_t n, float shift, float* out)
     }
 }
 
-int64_t scalarFirstGreater(const float* x, int64_t n, float t)
-{
-    int64_t j = 0;
-    while (j < n && !(x[j] > t)) ++j;
-    return j;
-}
-
 int64_t scalarCollectGreater(const float* x, int64_t n, float t, int32_t* out, int64_t cap)
 {
     int64_t m = 0;
@@ -201,17 +194,13 @@ const IsaKernels& scalarKernels()
                               scalarDot,
                               scalarAxpy,
                               scalarSum,
-                              scalarFirstGreater,
+                              scalarCollectGreater,
                               scalarMaxValue,
                               scalarLaneMaxima,
                               scalarExpShift,
                               scalarFmaProbe,
                               scalarDotRows,
-                              scalarAxpyRows,
-                              0,
-                              nullptr,
-                              nullptr,
-                              scalarCollectGreater};
+                              scalarAxpyRows};
     return k;
 }
 
@@ -420,7 +409,6 @@ void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
     // (entries with distinct indices), or with fewer lanes than k the smallest of k segment maxima. So far fewer
     // entries are inserted only to be pushed out again.
     const IsaKernels& kern = kernelsFor(activeIsa());
-    const auto collect = kern.collectGreater ? kern.collectGreater : scalarKernels().collectGreater;
     int have = 0;
     const auto insert = [&](int64_t j) {
         const float v = x[j];
@@ -472,7 +460,7 @@ void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
         constexpr int64_t kChunk = 64;
         int32_t found[kChunk];
         while (j < n) {
-            const int64_t m = collect(x + j, n - j, have < k ? gate : val[k - 1], found, kChunk);
+            const int64_t m = kern.collectGreater(x + j, n - j, have < k ? gate : val[k - 1], found, kChunk);
             for (int64_t c = 0; c < m; ++c) {
                 const int64_t e = j + found[c];
                 if (have < k || x[e] > val[k - 1]) insert(e); // the list may have filled up since the scan

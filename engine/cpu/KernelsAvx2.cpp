@@ -390,27 +390,6 @@ void rmsnormRow(const float* x, int64_t D_, const WeightView& weight, float eps,
     }
 }
 
-int64_t firstGreater(const float* x, int64_t n, float t)
-{
-    const __m256 tv = _mm256_set1_ps(t);
-    int64_t i = 0;
-    // Four vectors per step: one test per 32 entries while nothing exceeds t (the common case).
-    for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
-        const uint32_t m0 = uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), tv, _CMP_GT_OQ)));
-        const uint32_t m1 =
-            uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + kLanes), tv, _CMP_GT_OQ)));
-        const uint32_t m2 =
-            uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 2 * kLanes), tv, _CMP_GT_OQ)));
-        const uint32_t m3 =
-            uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 3 * kLanes), tv, _CMP_GT_OQ)));
-        const uint32_t all = m0 | (m1 << 8) | (m2 << 16) | (m3 << 24);
-        if (all) return i + std::countr_zero(all);
-    }
-    for (; i < n; ++i)
-        if (x[i] > t) return i;
-    return n;
-}
-
 // The set bits of `mask` (entries base + bit) into out[m..], at most cap in all; returns the new m.
 inline int64_t appendBits(uint32_t mask, int64_t base, int32_t* out, int64_t m, int64_t cap)
 {
@@ -510,9 +489,9 @@ double fmaProbe(int64_t iterations)
 
 const IsaKernels& avx2Kernels()
 {
-    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,   kTileTokens, convert,    rmsnormRow, dot,
-                              axpy,       sum,       firstGreater, maxValue,    laneMaxima, expShift,   fmaProbe,
-                              dotRows,    axpyRows,  kBlockK,      packPanels,  gemmPacked, collectGreater};
+    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,     kTileTokens, convert,    rmsnormRow, dot,
+                              axpy,       sum,       collectGreater, maxValue,    laneMaxima, expShift,   fmaProbe,
+                              dotRows,    axpyRows,  kBlockK,        packPanels,  gemmPacked};
     return k;
 }
 

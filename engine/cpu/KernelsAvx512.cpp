@@ -406,27 +406,6 @@ void rmsnormRow(const float* x, int64_t D_, const WeightView& weight, float eps,
     }
 }
 
-int64_t firstGreater(const float* x, int64_t n, float t)
-{
-    const __m512 tv = _mm512_set1_ps(t);
-    int64_t i = 0;
-    // Four vectors per step: one mask test per 64 entries while nothing exceeds t (the common case).
-    for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
-        const __mmask16 m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), tv, _CMP_GT_OQ);
-        const __mmask16 m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i + kLanes), tv, _CMP_GT_OQ);
-        const __mmask16 m2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i + 2 * kLanes), tv, _CMP_GT_OQ);
-        const __mmask16 m3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i + 3 * kLanes), tv, _CMP_GT_OQ);
-        const uint64_t all = uint64_t(m0) | (uint64_t(m1) << 16) | (uint64_t(m2) << 32) | (uint64_t(m3) << 48);
-        if (all) return i + std::countr_zero(all);
-    }
-    for (; i < n; i += kLanes) {
-        const __mmask16 tm = tailMask(n - i);
-        const __mmask16 m = _mm512_mask_cmp_ps_mask(tm, _mm512_maskz_loadu_ps(tm, x + i), tv, _CMP_GT_OQ);
-        if (m) return i + std::countr_zero(uint32_t(m));
-    }
-    return n;
-}
-
 // The set bits of `mask` (entries base + bit) into out[m..], at most cap in all; returns the new m.
 inline int64_t appendBits(uint64_t mask, int64_t base, int32_t* out, int64_t m, int64_t cap)
 {
@@ -520,9 +499,9 @@ double fmaProbe(int64_t iterations)
 
 const IsaKernels& avx512Kernels()
 {
-    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,   kTileTokens, convert,    rmsnormRow, dot,
-                              axpy,       sum,       firstGreater, maxValue,    laneMaxima, expShift,   fmaProbe,
-                              dotRows,    axpyRows,  kBlockK,      packPanels,  gemmPacked, collectGreater};
+    static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,     kTileTokens, convert,    rmsnormRow, dot,
+                              axpy,       sum,       collectGreater, maxValue,    laneMaxima, expShift,   fmaProbe,
+                              dotRows,    axpyRows,  kBlockK,        packPanels,  gemmPacked};
     return k;
 }
 

@@ -110,12 +110,12 @@ private:
     struct LayerPlan {
         bool known = false;
         uint32_t kinds = 0;
-        std::vector<uint32_t> headBits;                 // [H] askHead's answers
-        std::vector<int32_t> fullIndex;                 // [H * streams] index into fullRows or -1
-        std::vector<std::pair<int16_t, uint8_t>> full;  // (head, stream) of each full row
+        std::vector<uint32_t> headBits;                // [H] askHead's answers
+        std::vector<int32_t> fullIndex;                // [H * streams] index into fullRows or -1
+        std::vector<std::pair<int16_t, uint8_t>> full; // (head, stream) of each full row
     };
     const LayerPlan& plan(int64_t loop, int64_t layer);
-    std::vector<LayerPlan> m_plans; // [(loop - 1) * layers + layer]
+    std::vector<LayerPlan> m_plans;    // [(loop - 1) * layers + layer]
     const LayerPlan* m_plan = nullptr; // the current layer's
     int64_t m_planLoop = 0, m_planLayer = -1;
     uint32_t m_layerKinds = 0;

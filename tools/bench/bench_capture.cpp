@@ -250,8 +250,7 @@ int main(int argc, char** argv)
         const auto tail = std::find(configs.begin(), configs.end(), std::string("off-again"));
         const ptrdiff_t at = tail - configs.begin();
         for (const std::string& name : only)
-            if (name.find("@head") != std::string::npos)
-                configs.insert(configs.begin() + at, name);
+            if (name.find("@head") != std::string::npos) configs.insert(configs.begin() + at, name);
     }
     nlohmann::json results = nlohmann::json::array();
     for (int64_t ctx : contexts) {
@@ -289,8 +288,8 @@ int main(int argc, char** argv)
                 } else if (name != "off" && name != "off-again") {
                     // "<preset>@head": the preset with the lens rows computed in the output head's pass.
                     const size_t at = name.find("@head");
-                    rec = std::make_unique<TraceRecorder>(*model, CapturePolicy::fromName(name.substr(0, at), c),
-                                                          trace, &pool);
+                    rec = std::make_unique<TraceRecorder>(*model, CapturePolicy::fromName(name.substr(0, at), c), trace,
+                                                          &pool);
                     if (at != std::string::npos)
                         rec->setLensBatching({.mode = TraceRecorder::LensBatching::Mode::WithHead});
                     s.setCaptureHook(rec.get());

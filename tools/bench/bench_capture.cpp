@@ -36,6 +36,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -168,7 +169,19 @@ int32_t argmax(const std::vector<float>& v)
 
 } // namespace
 
+int run(int argc, char** argv);
+
 int main(int argc, char** argv)
+{
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "sage-bench-capture: %s\n", e.what());
+        return 1;
+    }
+}
+
+int run(int argc, char** argv)
 {
     std::string modelArg, workdir = (fs::temp_directory_path() / "sage-bench-capture").string();
     int threads = 0, decode = 32, reps = 3;
@@ -228,6 +241,13 @@ int main(int argc, char** argv)
     }
     auto model = Model::load(modelDir);
     const ModelConfig& c = model->config();
+    // Each run decodes an untimed token and `decode` timed ones after the context: fail now, not after a prefill.
+    for (int64_t ctx : contexts)
+        if (ctx + 1 + decode > c.maxPositionEmbeddings)
+            throw std::runtime_error("context " + std::to_string(ctx) + " plus " + std::to_string(decode + 1) +
+                                     " decoded tokens exceeds the model's context of " +
+                                     std::to_string(c.maxPositionEmbeddings) + " (max_position_embeddings in " +
+                                     (modelDir / "config.json").string() + "); lower --contexts or --decode");
     cpu::ThreadPool pool(threads);
     std::fprintf(stderr, "model %s: %lld layers, %lld heads, loop %lld, vocab %lld; %d threads\n",
                  modelDir.string().c_str(), (long long)c.numHiddenLayers, (long long)c.numAttentionHeads,

@@ -56,6 +56,10 @@ struct IsaKernels {
     void (*packPanels)(const WeightView& w, float* packed) = nullptr;
     void (*gemmPacked)(const float* x, int64_t K, int64_t R, const float* packed, float* y, int64_t t0, int64_t t1,
                        int64_t r0, int64_t r1) = nullptr;
+    // The k-th largest of x[0, n) counting repeated values, NaN skipped, for 1 <= k <= kMaxKthLargest; -inf when
+    // fewer than k entries are not NaN. Branch-free: per-lane sorted lists of the k largest, then k pops of the
+    // largest head. Null for an ISA without it.
+    float (*kthLargest)(const float* x, int64_t n, int k) = nullptr;
 };
 
 const IsaKernels& scalarKernels();
@@ -64,6 +68,7 @@ const IsaKernels& avx2Kernels();
 const IsaKernels& avx512Kernels();
 
 inline constexpr int kMaxLanes = 16;
+inline constexpr int kMaxKthLargest = 8;
 
 // f32(x)^-1/2 of the mean square, shared by every ISA so they only differ in how sumSquares is summed.
 float rmsScale(float sumSquares, int64_t D, float eps);

@@ -405,9 +405,10 @@ void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
 {
     // Insertion into the sorted list of entries in index order, skipping by vector scans to the entries that
     // would enter it (collectGreater: a chunk of them per scan). While the list is not full, an entry enters if
-    // it reaches t0, a lower bound of the k-th largest entry: the k-th largest of the vector lanes' maxima
-    // (entries with distinct indices), or with fewer lanes than k the smallest of k segment maxima. So far fewer
-    // entries are inserted only to be pushed out again.
+    // it reaches t0, the k-th largest entry itself where the ISA computes it (kthLargest), else a lower bound of
+    // it: the k-th largest of the vector lanes' maxima (entries with distinct indices), or with fewer lanes than
+    // k the smallest of k segment maxima. So few entries are inserted only to be pushed out again, and the
+    // insertions, whose branches a processor cannot predict, stay few.
     const IsaKernels& kern = kernelsFor(activeIsa());
     int have = 0;
     const auto insert = [&](int64_t j) {
@@ -425,7 +426,14 @@ void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
         constexpr float kLowest = -std::numeric_limits<float>::infinity();
         float gate = kLowest; // entries > gate enter a list that is not full (NaN never does)
         bool gated = false;
-        if (n >= 32 * int64_t(k)) {
+        if (kern.kthLargest && k <= kMaxKthLargest && n >= 2 * int64_t(k)) {
+            // The k-th largest itself (branch-free): the scan then finds the k largest and their ties only.
+            const float t0 = kern.kthLargest(x, n, k);
+            if (t0 > kLowest) {
+                gate = below(t0);
+                gated = true;
+            }
+        } else if (n >= 32 * int64_t(k)) {
             float lanes[kMaxLanes];
             const int nl = kern.laneMaxima(x, n, lanes);
             float t0 = std::numeric_limits<float>::infinity();

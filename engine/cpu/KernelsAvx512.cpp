@@ -406,6 +406,51 @@ void rmsnormRow(const float* x, int64_t D_, const WeightView& weight, float eps,
     }
 }
 
+// Lane l of t[0..K) holds the K largest entries j = l (mod 16) seen so far, largest first (-inf padding): each
+// new vector is merged in by a max/min network, without branches. NaN enters as -inf (max returns its second
+// operand when the first is NaN), which only pads.
+template <int K> float kthLargestK(const float* x, int64_t n)
+{
+    const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    __m512 t[K];
+    for (int l = 0; l < K; ++l) t[l] = ninf;
+    const auto merge = [&](__m512 v) {
+        v = _mm512_max_ps(v, ninf);
+        for (int l = 0; l < K; ++l) {
+            const __m512 hi = _mm512_max_ps(t[l], v);
+            v = _mm512_min_ps(t[l], v);
+            t[l] = hi;
+        }
+    };
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) merge(_mm512_loadu_ps(x + i));
+    if (i < n) merge(_mm512_mask_loadu_ps(ninf, tailMask(n - i), x + i));
+    // The k-th largest of all lanes' lists: pop the largest head K times (one lane per pop).
+    float top = -std::numeric_limits<float>::infinity();
+    for (int r = 0; r < K; ++r) {
+        top = _mm512_reduce_max_ps(t[0]);
+        const uint32_t at = _mm512_cmp_ps_mask(t[0], _mm512_set1_ps(top), _CMP_EQ_OQ);
+        const __mmask16 one = __mmask16(at & (0u - at)); // the lowest such lane
+        for (int l = 0; l + 1 < K; ++l) t[l] = _mm512_mask_mov_ps(t[l], one, t[l + 1]);
+        t[K - 1] = _mm512_mask_mov_ps(t[K - 1], one, ninf);
+    }
+    return top;
+}
+
+float kthLargest(const float* x, int64_t n, int k)
+{
+    switch (k) {
+    case 1: return kthLargestK<1>(x, n);
+    case 2: return kthLargestK<2>(x, n);
+    case 3: return kthLargestK<3>(x, n);
+    case 4: return kthLargestK<4>(x, n);
+    case 5: return kthLargestK<5>(x, n);
+    case 6: return kthLargestK<6>(x, n);
+    case 7: return kthLargestK<7>(x, n);
+    default: return kthLargestK<8>(x, n);
+    }
+}
+
 // The set bits of `mask` (entries base + bit) into out[m..], at most cap in all; returns the new m.
 inline int64_t appendBits(uint64_t mask, int64_t base, int32_t* out, int64_t m, int64_t cap)
 {
@@ -501,7 +546,7 @@ const IsaKernels& avx512Kernels()
 {
     static const IsaKernels k{matvecRows, gemmBlock, kPanelRows,     kTileTokens, convert,    rmsnormRow, dot,
                               axpy,       sum,       collectGreater, maxValue,    laneMaxima, expShift,   fmaProbe,
-                              dotRows,    axpyRows,  kBlockK,        packPanels,  gemmPacked};
+                              dotRows,    axpyRows,  kBlockK,        packPanels,  gemmPacked, kthLargest};
     return k;
 }
 

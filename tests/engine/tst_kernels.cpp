@@ -4,6 +4,7 @@
 
 #include "engine/core/SageError.h"
 #include "engine/cpu/CpuFeatures.h"
+#include "engine/cpu/IsaKernels.h"
 #include "engine/cpu/Kernels.h"
 #include "engine/cpu/ThreadPool.h"
 
@@ -90,6 +91,47 @@ struct IsaGuard {
 };
 
 } // namespace
+
+// Rows for the selection kernels: random, many ties, one value, rising, with NaN, mostly -inf, with +inf, and
+// runs of 64 equal values, at lengths around the vector widths and blocks.
+std::vector<std::vector<float>> selectionRows()
+{
+    std::mt19937 rng(77);
+    std::vector<std::vector<float>> rows;
+    for (int64_t n : {1, 3, 5, 15, 16, 17, 63, 64, 65, 255, 256, 1000, 4096}) {
+        rows.push_back(randomFloats(n, rng));
+        std::vector<float> ties(static_cast<size_t>(n));
+        for (float& v : ties) v = float(int(rng() % 4)) * 0.25f; // many equal values
+        rows.push_back(ties);
+        rows.push_back(std::vector<float>(static_cast<size_t>(n), 0.5f));
+        std::vector<float> rising(static_cast<size_t>(n)); // every entry an insertion: the worst case of the scan
+        for (int64_t j = 0; j < n; ++j) rising[size_t(j)] = float(j);
+        rows.push_back(rising);
+        std::vector<float> withNaN = randomFloats(n, rng);
+        withNaN[size_t(n / 2)] = std::nanf("");
+        withNaN[0] = std::nanf("");
+        rows.push_back(withNaN);
+        // Infinities: a row of -inf with two finite entries (fewer than k above -inf), and +inf entries.
+        constexpr float kInf = std::numeric_limits<float>::infinity();
+        std::vector<float> lowest(static_cast<size_t>(n), -kInf);
+        lowest[size_t(n / 3)] = 2.0f;
+        lowest[size_t(n - 1)] = -1.0f;
+        rows.push_back(lowest);
+        std::vector<float> highest = randomFloats(n, rng);
+        highest[size_t(n / 2)] = kInf;
+        highest[size_t(n - 1)] = kInf;
+        rows.push_back(highest);
+        // Many entries above the first threshold, in chunks: rising steps of 64 equal values.
+        std::vector<float> steps(static_cast<size_t>(n));
+        for (int64_t j = 0; j < n; ++j) steps[size_t(j)] = float(j / 64);
+        rows.push_back(steps);
+        std::vector<float> zeros(static_cast<size_t>(n)); // -0 and +0 compare equal
+        for (int64_t j = 0; j < n; ++j) zeros[size_t(j)] = j % 3 == 0 ? -0.0f : (j % 3 == 1 ? 0.0f : -1.0f);
+        rows.push_back(zeros);
+        rows.push_back(std::vector<float>(static_cast<size_t>(n), std::nanf("")));
+    }
+    return rows;
+}
 
 class TestKernels : public QObject
 {
@@ -412,36 +454,7 @@ private slots:
         // Against a plain stable sort: the k largest, largest first, ties to the lower index; fewer entries than
         // k leave (-1, 0); rows of ties, rows of one value, rows with NaN or infinities. maxValue skips NaN.
         IsaGuard guard;
-        std::mt19937 rng(77);
-        std::vector<std::vector<float>> rows;
-        for (int64_t n : {1, 3, 5, 15, 16, 17, 63, 64, 65, 255, 256, 1000, 4096}) {
-            rows.push_back(randomFloats(n, rng));
-            std::vector<float> ties(static_cast<size_t>(n));
-            for (float& v : ties) v = float(int(rng() % 4)) * 0.25f; // many equal values
-            rows.push_back(ties);
-            rows.push_back(std::vector<float>(static_cast<size_t>(n), 0.5f));
-            std::vector<float> rising(static_cast<size_t>(n)); // every entry an insertion: the worst case of the scan
-            for (int64_t j = 0; j < n; ++j) rising[size_t(j)] = float(j);
-            rows.push_back(rising);
-            std::vector<float> withNaN = randomFloats(n, rng);
-            withNaN[size_t(n / 2)] = std::nanf("");
-            withNaN[0] = std::nanf("");
-            rows.push_back(withNaN);
-            // Infinities: a row of -inf with two finite entries (fewer than k above -inf), and +inf entries.
-            constexpr float kInf = std::numeric_limits<float>::infinity();
-            std::vector<float> lowest(static_cast<size_t>(n), -kInf);
-            lowest[size_t(n / 3)] = 2.0f;
-            lowest[size_t(n - 1)] = -1.0f;
-            rows.push_back(lowest);
-            std::vector<float> highest = randomFloats(n, rng);
-            highest[size_t(n / 2)] = kInf;
-            highest[size_t(n - 1)] = kInf;
-            rows.push_back(highest);
-            // Many entries above the first threshold, in chunks: rising steps of 64 equal values.
-            std::vector<float> steps(static_cast<size_t>(n));
-            for (int64_t j = 0; j < n; ++j) steps[size_t(j)] = float(j / 64);
-            rows.push_back(steps);
-        }
+        const std::vector<std::vector<float>> rows = selectionRows();
         for (Isa isa : availableIsas()) {
             setMaxIsa(isa);
             for (const std::vector<float>& row : rows) {
@@ -469,6 +482,39 @@ private slots:
                 }
             }
         }
+    }
+
+    void kthLargestMatchesASort()
+    {
+        // The ISA kernels that compute the k-th largest entry (NaN skipped, repeated values counted; -inf when
+        // fewer than k entries are not NaN), against a sort, for every k they take.
+        const std::vector<std::vector<float>> rows = selectionRows();
+        int checked = 0;
+        for (Isa isa : availableIsas()) {
+            const IsaKernels& kern =
+                isa == Isa::Avx512 ? avx512Kernels() : (isa == Isa::Avx2 ? avx2Kernels() : scalarKernels());
+            if (!kern.kthLargest) continue;
+            for (const std::vector<float>& row : rows) {
+                std::vector<float> sorted;
+                for (float v : row)
+                    if (!std::isnan(v)) sorted.push_back(v);
+                std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+                for (int k = 1; k <= kMaxKthLargest; ++k) {
+                    const float want =
+                        int(sorted.size()) >= k ? sorted[size_t(k - 1)] : -std::numeric_limits<float>::infinity();
+                    const float got = kern.kthLargest(row.data(), int64_t(row.size()), k);
+                    if (!(got == want)) // == also holds for -0 against +0
+                        QFAIL(qPrintable(QString("ISA %1, n %2, k %3: got %4, want %5")
+                                             .arg(int(isa))
+                                             .arg(row.size())
+                                             .arg(k)
+                                             .arg(double(got))
+                                             .arg(double(want))));
+                    ++checked;
+                }
+            }
+        }
+        if (checked == 0) QSKIP("no ISA of this machine has a kthLargest kernel (AVX-512 has one)");
     }
 
     void matmulEdgeShapes()

@@ -426,8 +426,11 @@ void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
         constexpr float kLowest = -std::numeric_limits<float>::infinity();
         float gate = kLowest; // entries > gate enter a list that is not full (NaN never does)
         bool gated = false;
-        if (kern.kthLargest && k <= kMaxKthLargest && n >= 2 * int64_t(k)) {
-            // The k-th largest itself (branch-free): the scan then finds the k largest and their ties only.
+        // Up to 1024 entries, the k-th largest itself (branch-free, 2k + 1 vector operations per vector): the
+        // scan then finds the k largest and their ties only. Longer rows (a vocabulary) take the one-operation
+        // lane maxima, whose bound is tight there.
+        constexpr int64_t kExactMaxN = 1024;
+        if (kern.kthLargest && k <= kMaxKthLargest && n >= 2 * int64_t(k) && n <= kExactMaxN) {
             const float t0 = kern.kthLargest(x, n, k);
             if (t0 > kLowest) {
                 gate = below(t0);

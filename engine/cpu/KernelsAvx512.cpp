@@ -437,26 +437,7 @@ template <int K> float kthLargestK(const float* x, int64_t n)
     return top;
 }
 
-float kthLargest(const float* x, int64_t n, int k)
-{
-    switch (k) {
-    case 1: return kthLargestK<1>(x, n);
-    case 2: return kthLargestK<2>(x, n);
-    case 3: return kthLargestK<3>(x, n);
-    case 4: return kthLargestK<4>(x, n);
-    case 5: return kthLargestK<5>(x, n);
-    case 6: return kthLargestK<6>(x, n);
-    case 7: return kthLargestK<7>(x, n);
-    default: return kthLargestK<8>(x, n);
-    }
-}
-
-// The set bits of `mask` (entries base + bit) into out[m..], at most cap in all; returns the new m.
-inline int64_t appendBits(uint64_t mask, int64_t base, int32_t* out, int64_t m, int64_t cap)
-{
-    for (; mask != 0 && m < cap; mask &= mask - 1) out[m++] = int32_t(base + std::countr_zero(mask));
-    return m;
-}
+#include "engine/cpu/Selection.inc"
 
 int64_t collectGreater(const float* x, int64_t n, float t, int32_t* out, int64_t cap)
 {

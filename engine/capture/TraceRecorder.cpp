@@ -221,29 +221,29 @@ uint32_t TraceRecorder::askLayer(int64_t loop, int64_t layer)
     m_plan = &plan(loop, layer);
     m_planLoop = loop;
     m_planLayer = layer;
-    m_layerKinds = m_plan->kinds;
-    if (m_layerKinds == 0) return 0;
+    const uint32_t kinds = m_plan->kinds;
+    if (kinds == 0) return 0;
     using namespace CaptureKind;
     const int64_t H = c.numAttentionHeads, E = c.numExperts, K = c.numExpertsPerTok;
     const int64_t S = loop == 1 ? 1 : 2, k = m_policy.attentionTopK();
     const auto& full = m_plan->full;
-    if (m_layerKinds & StreamStats) gram(layer);
+    if (kinds & StreamStats) gram(layer);
     for (auto& step : m_pending) {
         LayerRecord& r = step->layers.emplace_back();
         r.loop = int16_t(loop);
         r.layer = int16_t(layer);
-        if (m_layerKinds & Gates) r.gate.assign(size_t(H), kNaN);
-        if (m_layerKinds & StreamStats) {
+        if (kinds & Gates) r.gate.assign(size_t(H), kNaN);
+        if (kinds & StreamStats) {
             r.normGlobal.assign(size_t(H), kNaN);
             r.normLocal.assign(size_t(H), kNaN);
             r.divergence.assign(size_t(H), kNaN);
         }
-        if (m_layerKinds & RouterProbs) r.routerProbs.assign(size_t(E), 0.0f);
-        if (m_layerKinds & RouterChoice) {
+        if (kinds & RouterProbs) r.routerProbs.assign(size_t(E), 0.0f);
+        if (kinds & RouterChoice) {
             r.experts.assign(size_t(K), -1);
             r.expertWeights.assign(size_t(K), 0.0f);
         }
-        if (m_layerKinds & Attention) {
+        if (kinds & Attention) {
             r.streams = int16_t(S);
             r.topK = int16_t(k);
             r.topKeys.assign(size_t(H * S * k), -1);
@@ -258,7 +258,7 @@ uint32_t TraceRecorder::askLayer(int64_t loop, int64_t layer)
         }
     }
     m_layerIndex = m_pending.empty() ? 0 : m_pending[0]->layers.size() - 1;
-    return m_layerKinds;
+    return kinds;
 }
 
 uint32_t TraceRecorder::askHead(int64_t loop, int64_t layer, int64_t head)

@@ -118,7 +118,6 @@ private:
     std::vector<LayerPlan> m_plans;    // [(loop - 1) * layers + layer]
     const LayerPlan* m_plan = nullptr; // the current layer's
     int64_t m_planLoop = 0, m_planLayer = -1;
-    uint32_t m_layerKinds = 0;
     // Per layer: Gram matrices G_h = Wo_h^T Wo_h [H, hd, hd] of o_proj's head slices, so that
     // ||Wo_h x|| = sqrt(x^T G_h x) costs hd^2 instead of D * hd. Built on first use.
     std::vector<std::vector<float>> m_gram;

@@ -5,7 +5,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git clang-14 libclang-rt-14-dev
   qt6-base-dev qt6-base-dev-tools libqt6opengl6-dev libqt6charts6-dev qt6-charts-dev libqt6svg6-dev libgl-dev
-  libsentencepiece-dev sentencepiece nlohmann-json3-dev
+  libsentencepiece-dev sentencepiece nlohmann-json3-dev libjemalloc-dev
   python3 python3.11 python3-numpy python3-torch python3-sentencepiece python3-matplotlib libopenblas0-pthread
   xvfb xauth poppler-utils
 )

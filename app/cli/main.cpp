@@ -7,6 +7,7 @@
 #include "engine/capture/Trace.h"
 #include "engine/capture/TraceExport.h"
 #include "engine/capture/TraceRecorder.h"
+#include "engine/core/Allocator.h"
 #include "engine/core/SageError.h"
 #include "engine/core/Version.h"
 #include "engine/cpu/Kernels.h"
@@ -503,7 +504,7 @@ int main(int argc, char** argv)
     args.erase(args.begin());
     try {
         if (cmd == "version") {
-            std::printf("sage-cli %s\n", engineVersion());
+            std::printf("sage-cli %s\nallocator: %s\n", engineVersion(), allocatorDescription().c_str());
             return 0;
         }
         if (cmd == "info") return cmdInfo(CliOptions(args, {"model", "format"}, kLoadFlags));

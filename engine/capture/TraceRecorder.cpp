@@ -39,8 +39,7 @@ TraceRecorder::TraceRecorder(const Model& model, CapturePolicy policy, Trace& tr
     info.attentionTopK = m_policy.attentionTopK();
     info.lensTopK = m_policy.lensTopK();
     m_trace.setInfo(info);
-    m_gram.resize(size_t(c.numHiddenLayers));
-    m_gramPacked.resize(size_t(c.numHiddenLayers));
+    m_gram.assign(size_t(c.numHiddenLayers), nullptr);
 }
 
 TraceRecorder::~TraceRecorder()
@@ -305,28 +304,11 @@ void TraceRecorder::observeAttention(int64_t /*loop*/, int64_t /*layer*/, int64_
     r.entropy[size_t(slot)] = float(std::max(0.0, logZ - ps));
 }
 
-const std::vector<float>& TraceRecorder::gram(int64_t layer)
+const HeadOutputGram& TraceRecorder::gram(int64_t layer)
 {
-    std::vector<float>& g = m_gram[size_t(layer)];
-    if (!g.empty()) return g;
-    const ModelConfig& c = m_model.config();
-    const int64_t D = c.hiddenSize, H = c.numAttentionHeads, hd = c.headDim;
-    const WeightView& o = m_model.layer(layer).o; // [D, H*hd]
-    std::vector<double> acc(size_t(H * hd * hd), 0.0);
-    std::vector<float> row(size_t(H * hd));
-    for (int64_t d = 0; d < D; ++d) {
-        cpu::convertRow(o, d, row.data());
-        for (int64_t h = 0; h < H; ++h) {
-            const float* w = row.data() + h * hd;
-            double* a = acc.data() + h * hd * hd;
-            for (int64_t x = 0; x < hd; ++x)
-                for (int64_t y = 0; y < hd; ++y) a[x * hd + y] += double(w[x]) * double(w[y]);
-        }
-    }
-    g.assign(acc.begin(), acc.end());
-    std::vector<cpu::PackedWeight>& packed = m_gramPacked[size_t(layer)];
-    for (int64_t h = 0; h < H; ++h) packed.emplace_back(WeightView{g.data() + h * hd * hd, DType::F32, hd, hd});
-    return g;
+    const HeadOutputGram*& g = m_gram[size_t(layer)];
+    if (!g) g = &m_model.headOutputGram(layer, *m_pool);
+    return *g;
 }
 
 void TraceRecorder::observeStreams(int64_t /*loop*/, int64_t layer, int64_t head, int64_t i, const float* a,
@@ -339,7 +321,7 @@ void TraceRecorder::observeStreams(int64_t /*loop*/, int64_t layer, int64_t head
     xy.resize(size_t(4 * hd)); // [a; b; G a; G b]
     std::memcpy(xy.data(), a, size_t(hd) * sizeof(float));
     std::memcpy(xy.data() + hd, b, size_t(hd) * sizeof(float));
-    cpu::matmulPacked(*m_serial, xy.data(), 2, m_gramPacked[size_t(layer)][size_t(head)], xy.data() + 2 * hd);
+    cpu::matmulPacked(*m_serial, xy.data(), 2, m_gram[size_t(layer)]->packed[size_t(head)], xy.data() + 2 * hd);
     const double qa = cpu::dot(a, xy.data() + 2 * hd, hd), qb = cpu::dot(b, xy.data() + 3 * hd, hd);
     const double ab = cpu::dot(a, b, hd), aa = cpu::dot(a, a, hd), bb = cpu::dot(b, b, hd);
     LayerRecord& r = current(i);

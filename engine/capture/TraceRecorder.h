@@ -13,6 +13,7 @@
 namespace sage {
 
 class Model;
+struct HeadOutputGram;
 namespace cpu {
 class ThreadPool;
 class PackedWeight;
@@ -92,7 +93,7 @@ public:
 private:
     using Clock = std::chrono::steady_clock;
     LayerRecord& current(int64_t i) { return m_pending[size_t(i)]->layers[m_layerIndex]; }
-    const std::vector<float>& gram(int64_t layer);
+    const HeadOutputGram& gram(int64_t layer);
     bool lensWanted() const;
     // Softmax parts of final logits f [V] into slot s of m_finalExp / m_finalMax / m_finalSum.
     void finalSoftmax(const float* f, size_t s);
@@ -118,12 +119,8 @@ private:
     std::vector<LayerPlan> m_plans;    // [(loop - 1) * layers + layer]
     const LayerPlan* m_plan = nullptr; // the current layer's
     int64_t m_planLoop = 0, m_planLayer = -1;
-    // Per layer: Gram matrices G_h = Wo_h^T Wo_h [H, hd, hd] of o_proj's head slices, so that
-    // ||Wo_h x|| = sqrt(x^T G_h x) costs hd^2 instead of D * hd. Built on first use.
-    std::vector<std::vector<float>> m_gram;
-    // The same matrices packed for the blocked kernel ([layer][head]), which computes [G a; G b] without the
-    // horizontal sums that dominate matrix-vector products this small.
-    std::vector<std::vector<cpu::PackedWeight>> m_gramPacked;
+    // Per layer: the model's per-head Gram matrices of o_proj (Model::headOutputGram), null until first used.
+    std::vector<const HeadOutputGram*> m_gram;
 
     // Lens batching. m_final / m_finalLoops have a row per held decode step (those come first in m_held), then
     // one for the running call's step.

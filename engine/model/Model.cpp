@@ -181,6 +181,36 @@ std::string Model::weightDtypeSummary() const
     return out;
 }
 
+HeadOutputGram::HeadOutputGram() = default;
+HeadOutputGram::~HeadOutputGram() = default;
+
+const HeadOutputGram& Model::headOutputGram(int64_t layer, cpu::ThreadPool& pool) const
+{
+    std::lock_guard lock(m_gramMutex);
+    if (m_headGram.empty()) m_headGram.resize(m_layers.size());
+    std::unique_ptr<HeadOutputGram>& slot = m_headGram.at(size_t(layer));
+    if (slot) return *slot;
+    const int64_t D = m_config.hiddenSize, H = m_config.numAttentionHeads, hd = m_config.headDim;
+    const WeightView& o = m_layers[size_t(layer)].o; // [D, H*hd]
+    // Wo^T as f32 [H*hd, D]: head h's rows are Wo_h^T, and G_h = Wo_h^T (Wo_h^T)^T is one blocked product.
+    std::vector<float> t(size_t(H * hd * D)), row(size_t(H * hd));
+    for (int64_t d = 0; d < D; ++d) {
+        cpu::convertRow(o, d, row.data());
+        for (int64_t j = 0; j < H * hd; ++j) t[size_t(j * D + d)] = row[size_t(j)];
+    }
+    auto gram = std::make_unique<HeadOutputGram>();
+    gram->g.resize(size_t(H * hd * hd));
+    for (int64_t h = 0; h < H; ++h) {
+        const float* th = t.data() + h * hd * D;
+        cpu::matmulBlocked(pool, th, hd, WeightView{th, DType::F32, hd, D}, gram->g.data() + h * hd * hd);
+    }
+    gram->packed.reserve(size_t(H));
+    for (int64_t h = 0; h < H; ++h)
+        gram->packed.emplace_back(WeightView{gram->g.data() + h * hd * hd, DType::F32, hd, hd});
+    slot = std::move(gram);
+    return *slot;
+}
+
 void lensLogits(const Model& model, cpu::ThreadPool& pool, const float* hidden, int64_t rows,
                 std::vector<float>& normed, float* out, const cpu::PackedWeight* head)
 {

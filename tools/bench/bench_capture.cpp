@@ -24,6 +24,7 @@
 #include "engine/capture/CapturePolicy.h"
 #include "engine/capture/Trace.h"
 #include "engine/capture/TraceRecorder.h"
+#include "engine/core/Allocator.h"
 #include "engine/cpu/ThreadPool.h"
 #include "engine/model/Model.h"
 #include "engine/runtime/InferenceSession.h"
@@ -249,6 +250,7 @@ int run(int argc, char** argv)
                                      std::to_string(c.maxPositionEmbeddings) + " (max_position_embeddings in " +
                                      (modelDir / "config.json").string() + "); lower --contexts or --decode");
     cpu::ThreadPool pool(threads);
+    std::fprintf(stderr, "allocator: %s\n", allocatorDescription().c_str());
     std::fprintf(stderr, "model %s: %lld layers, %lld heads, loop %lld, vocab %lld; %d threads\n",
                  modelDir.string().c_str(), (long long)c.numHiddenLayers, (long long)c.numAttentionHeads,
                  (long long)c.loopNum, (long long)c.vocabSize, pool.threadCount());

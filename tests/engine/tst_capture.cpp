@@ -161,6 +161,53 @@ private slots:
         }
     }
 
+    // Model::headOutputGram: G_h = Wo_h^T Wo_h of every head, against a direct double-precision sum over the
+    // weights (relative 1e-5 of the entry's scale); one shared instance per layer, also when asked from
+    // several threads at once.
+    void headOutputGramMatchesTheWeights()
+    {
+        const GoldenCase g = loadGoldenCase("loop2_moe");
+        auto model = Model::load(g.dir.toStdString());
+        const ModelConfig& c = model->config();
+        const int64_t D = c.hiddenSize, H = c.numAttentionHeads, hd = c.headDim;
+        cpu::ThreadPool pool(2);
+        for (int64_t layer = 0; layer < c.numHiddenLayers; ++layer) {
+            std::vector<const HeadOutputGram*> seen(4, nullptr);
+            {
+                std::vector<std::jthread> threads;
+                for (size_t t = 0; t < seen.size(); ++t)
+                    threads.emplace_back([&, t] {
+                        cpu::ThreadPool own(1);
+                        seen[t] = &model->headOutputGram(layer, own);
+                    });
+            }
+            const HeadOutputGram& gram = model->headOutputGram(layer, pool);
+            for (const HeadOutputGram* p : seen) QCOMPARE(p, &gram);
+            QCOMPARE(gram.g.size(), size_t(H * hd * hd));
+            QCOMPARE(gram.packed.size(), size_t(H));
+            const WeightView& o = model->layer(layer).o;
+            for (int64_t h = 0; h < H; ++h)
+                for (int64_t x = 0; x < hd; ++x)
+                    for (int64_t y = 0; y < hd; ++y) {
+                        double want = 0, scale = 0;
+                        for (int64_t d = 0; d < D; ++d) {
+                            const double a = o.at(d, h * hd + x), b = o.at(d, h * hd + y);
+                            want += a * b;
+                            scale += std::abs(a * b);
+                        }
+                        const double got = gram.g[size_t((h * hd + x) * hd + y)];
+                        if (std::abs(got - want) > 1e-5 * scale + 1e-12)
+                            QFAIL(qPrintable(QString("layer %1 head %2 (%3, %4): %5 vs %6")
+                                                 .arg(layer)
+                                                 .arg(h)
+                                                 .arg(x)
+                                                 .arg(y)
+                                                 .arg(got)
+                                                 .arg(want)));
+                    }
+        }
+    }
+
     // The logit lens of decode steps is computed in batches (TraceRecorder holds the steps back): the returned
     // logits stay bit-identical to a run without capture; the trace is bit-identical whether the lens rows were
     // computed one by one (a flush after every call) or all at once; and it equals the lens of a prefill of the

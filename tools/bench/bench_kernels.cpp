@@ -6,7 +6,12 @@
 // (b) FMA peak: independent FMA chains in registers on N threads, with the active ISA;
 // (c) bf16 matrix-vector product (decode, T = 1) in GB/s of weights read, as a fraction of (a);
 // (d) bf16 matmul for T = 1, 4, 32, 128, 512 at K = R = 4096 in GFLOP/s, as a fraction of (b);
-// (e) ThreadPool::parallelFor overhead per call.
+// (e) ThreadPool::parallelFor overhead per call;
+// (f) the capture's summary of one attention row (cpu::topK k = 4, then the entropy's cpu::dot of
+//     probabilities and scores) in ns per row for rows of 16, 300 and 1024 keys, as a ratio to its peer,
+//     the softmax of the same row (cpu::maxValue, cpu::expShifted) that the engine computes anyway. The rows
+//     (4 MiB of scores and probabilities, softmax-like) are all distinct, so that branch predictors cannot
+//     learn them.
 // Other processes may share the cores, so every quantity is reported as its best pass over several rounds,
 // and the rounds cycle through all quantities: each gets its chance at a quiet moment, which keeps the ratio
 // between a kernel and its peer (measured in passes of similar length, 10-100 ms) meaningful.
@@ -33,8 +38,7 @@
 using namespace sage;
 using namespace sage::cpu;
 
-namespace
-{
+namespace {
 
 using Clock = std::chrono::steady_clock;
 
@@ -108,8 +112,7 @@ int main(int argc, char** argv)
                      const float* slice = big.data() + u * sliceFloats;
                      pool.parallelFor(
                          sliceFloats,
-                         [&](int64_t b, int64_t e) { partial[size_t(b / bwGrain)] = sum(slice + b, e - b); },
-                         bwGrain);
+                         [&](int64_t b, int64_t e) { partial[size_t(b / bwGrain)] = sum(slice + b, e - b); }, bwGrain);
                  },
                  slices, double(sliceFloats) * 4};
 
@@ -129,8 +132,7 @@ int main(int argc, char** argv)
     const int64_t weightBytes = int64_t(512) << 20;
     std::vector<uint16_t> weights(static_cast<size_t>(weightBytes / 2)); // [weightBytes / 2] bf16
     pool.parallelFor(int64_t(weights.size()), [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i)
-            weights[size_t(i)] = floatToBf16(float((i * 7919) % 2001 - 1000) * 1e-5f);
+        for (int64_t i = b; i < e; ++i) weights[size_t(i)] = floatToBf16(float((i * 7919) % 2001 - 1000) * 1e-5f);
     });
     const auto copiesOf = [&](int64_t rows, int64_t cols) {
         return std::max<int64_t>(1, weightBytes / (rows * cols * 2));
@@ -144,8 +146,8 @@ int main(int argc, char** argv)
     std::vector<float> xv(8192, 0.01f), yv(8192); // [1, n] each
     std::vector<Probe> matvec;
     for (int64_t n : matvecSizes)
-        matvec.push_back({[&, n](int64_t u) { matmul(pool, xv.data(), 1, view(n, n, u), yv.data()); },
-                          copiesOf(n, n), double(n * n * 2)});
+        matvec.push_back({[&, n](int64_t u) { matmul(pool, xv.data(), 1, view(n, n, u), yv.data()); }, copiesOf(n, n),
+                          double(n * n * 2)});
 
     // (d) matmul across token counts; the compute-bound ones need no rotation.
     const int64_t K = 4096, R = 4096;
@@ -171,10 +173,52 @@ int main(int argc, char** argv)
                    },
                    10, double(callsPerUnit)};
 
+    // (f) attention-row summaries against the row's softmax, on one thread (the recorder's work per row).
+    const int64_t rowLengths[] = {16, 300, 1024};
+    const int64_t rowFloats = int64_t(1) << 19; // per array: 2 MiB of scores, 2 MiB of probabilities
+    std::vector<float> rowScores(static_cast<size_t>(rowFloats)), rowProbs(static_cast<size_t>(rowFloats)),
+        rowOut(1024); // [rowFloats]
+    uint64_t lcg = 12345;
+    for (float& v : rowScores) {
+        lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
+        v = float(int64_t(lcg >> 40) % 4001 - 2000) * 2e-3f; // uniform in [-4, 4]
+    }
+    std::vector<Probe> summaries, softmaxes;
+    int32_t topIdx[4];
+    float topVal[4];
+    double rowSink = 0;
+    for (int64_t n : rowLengths) {
+        const int64_t rows = rowFloats / n;
+        for (int64_t r = 0; r < rows; ++r) {
+            const float* x = rowScores.data() + r * n;
+            float* p = rowProbs.data() + r * n;
+            const double z = expShifted(x, n, maxValue(x, n), p);
+            for (int64_t j = 0; j < n; ++j) p[j] = float(p[j] / z);
+        }
+        summaries.push_back({[&, n, rows](int64_t) {
+                                 for (int64_t r = 0; r < rows; ++r) {
+                                     topK(rowProbs.data() + r * n, n, 4, topIdx, topVal);
+                                     rowSink += topVal[0] + dot(rowProbs.data() + r * n, rowScores.data() + r * n, n);
+                                 }
+                             },
+                             1, double(rows)});
+        softmaxes.push_back({[&, n, rows](int64_t) {
+                                 for (int64_t r = 0; r < rows; ++r) {
+                                     const float* x = rowScores.data() + r * n;
+                                     rowSink += expShifted(x, n, maxValue(x, n), rowOut.data());
+                                 }
+                             },
+                             1, double(rows)});
+    }
+
     std::vector<Probe*> all{&memory, &fma};
     for (Probe& p : matvec) all.push_back(&p);
     for (Probe& p : matmuls) all.push_back(&p);
     all.push_back(&overhead);
+    for (size_t i = 0; i < summaries.size(); ++i) {
+        all.push_back(&summaries[i]);
+        all.push_back(&softmaxes[i]);
+    }
     const int rounds = opt.quick ? 1 : 4;
     for (int round = 0; round < rounds; ++round)
         for (Probe* p : all) p->measure(2);
@@ -191,8 +235,7 @@ int main(int argc, char** argv)
         char label[64];
         std::snprintf(label, sizeof label, "(c) bf16 matvec %lldx%lld", (long long)matvecSizes[i],
                       (long long)matvecSizes[i]);
-        std::printf("%-44s %10.1f GB/s     %5.2f of (a)\n", label, matvec[i].rate(),
-                    matvec[i].rate() / memGBps);
+        std::printf("%-44s %10.1f GB/s     %5.2f of (a)\n", label, matvec[i].rate(), matvec[i].rate() / memGBps);
     }
     for (size_t i = 0; i < matmuls.size(); ++i) {
         char label[64];
@@ -203,12 +246,19 @@ int main(int argc, char** argv)
                     gflops / peakGflops, gbps, gbps / memGBps);
     }
     std::printf("%-44s %10.2f us/call\n", "(e) parallelFor overhead", pfMicros);
+    const auto nsPerRow = [](const Probe& p) { return p.bestSeconds / p.work * 1e9; };
+    for (size_t i = 0; i < summaries.size(); ++i) {
+        char label[64];
+        std::snprintf(label, sizeof label, "(f) attention-row summary, %lld keys", (long long)rowLengths[i]);
+        std::printf("%-44s %10.1f ns/row   %5.2f of the row's softmax (%.1f ns)\n", label, nsPerRow(summaries[i]),
+                    nsPerRow(summaries[i]) / nsPerRow(softmaxes[i]), nsPerRow(softmaxes[i]));
+    }
+    if (rowSink == 0.125) std::printf("\n"); // keeps the summaries' results alive
 
     if (opt.json) {
-        std::printf(
-            "{\"bench\":\"kernels\",\"isa\":\"%s\",\"threads\":%d,\"quick\":%s,\"mem_read_gbps\":%.2f,"
-            "\"fma_peak_gflops\":%.2f,\"matvec\":[",
-            isaName(activeIsa()), opt.threads, opt.quick ? "true" : "false", memGBps, peakGflops);
+        std::printf("{\"bench\":\"kernels\",\"isa\":\"%s\",\"threads\":%d,\"quick\":%s,\"mem_read_gbps\":%.2f,"
+                    "\"fma_peak_gflops\":%.2f,\"matvec\":[",
+                    isaName(activeIsa()), opt.threads, opt.quick ? "true" : "false", memGBps, peakGflops);
         for (size_t i = 0; i < matvec.size(); ++i)
             std::printf("%s{\"rows\":%lld,\"cols\":%lld,\"gbps\":%.2f,\"of_bandwidth\":%.3f}", i ? "," : "",
                         (long long)matvecSizes[i], (long long)matvecSizes[i], matvec[i].rate(),
@@ -222,7 +272,11 @@ int main(int argc, char** argv)
                         i ? "," : "", (long long)tokenCounts[i], (long long)K, (long long)R, gflops,
                         gflops / peakGflops, gbps, gbps / memGBps);
         }
-        std::printf("],\"parallel_for_us\":%.3f}\n", pfMicros);
+        std::printf("],\"parallel_for_us\":%.3f,\"row_summaries\":[", pfMicros);
+        for (size_t i = 0; i < summaries.size(); ++i)
+            std::printf("%s{\"keys\":%lld,\"summary_ns\":%.2f,\"softmax_ns\":%.2f}", i ? "," : "",
+                        (long long)rowLengths[i], nsPerRow(summaries[i]), nsPerRow(softmaxes[i]));
+        std::printf("]}\n");
     }
     return 0;
 }

@@ -304,25 +304,23 @@ void TraceRecorder::observeAttention(int64_t /*loop*/, int64_t /*layer*/, int64_
     r.entropy[size_t(slot)] = float(std::max(0.0, logZ - ps));
 }
 
-const HeadOutputGram& TraceRecorder::gram(int64_t layer)
+const float* TraceRecorder::gram(int64_t layer)
 {
-    const HeadOutputGram*& g = m_gram[size_t(layer)];
-    if (!g) g = &m_model.headOutputGram(layer, *m_pool);
-    return *g;
+    const float*& g = m_gram[size_t(layer)];
+    if (!g) g = m_model.headOutputGram(layer, *m_pool).data();
+    return g;
 }
 
 void TraceRecorder::observeStreams(int64_t /*loop*/, int64_t layer, int64_t head, int64_t i, const float* a,
                                    const float* b, float g)
 {
     // ||o_proj_h x||^2 = x^T G x with the head's Gram matrix G = W_h^T W_h ([hd, hd], precomputed): hd^2 work
-    // instead of D * hd. [G a; G b] in one matrix product (G is symmetric), on this worker thread alone.
+    // instead of D * hd. G a and G b in one pass over G (symmetric), on this worker thread alone.
     const int64_t hd = m_model.config().headDim;
-    thread_local std::vector<float> xy;
-    xy.resize(size_t(4 * hd)); // [a; b; G a; G b]
-    std::memcpy(xy.data(), a, size_t(hd) * sizeof(float));
-    std::memcpy(xy.data() + hd, b, size_t(hd) * sizeof(float));
-    cpu::matmulPacked(*m_serial, xy.data(), 2, m_gram[size_t(layer)]->packed[size_t(head)], xy.data() + 2 * hd);
-    const double qa = cpu::dot(a, xy.data() + 2 * hd, hd), qb = cpu::dot(b, xy.data() + 3 * hd, hd);
+    thread_local std::vector<float> gab;
+    gab.resize(size_t(2 * hd)); // [G a; G b]
+    cpu::symmetricProducts(m_gram[size_t(layer)] + head * hd * hd, hd, a, b, gab.data(), gab.data() + hd);
+    const double qa = cpu::dot(a, gab.data(), hd), qb = cpu::dot(b, gab.data() + hd, hd);
     const double ab = cpu::dot(a, b, hd), aa = cpu::dot(a, a, hd), bb = cpu::dot(b, b, hd);
     LayerRecord& r = current(i);
     r.normGlobal[size_t(head)] = float(double(g) * std::sqrt(std::max(qa, 0.0)));

@@ -13,7 +13,6 @@
 namespace sage {
 
 class Model;
-struct HeadOutputGram;
 namespace cpu {
 class ThreadPool;
 class PackedWeight;
@@ -93,7 +92,7 @@ public:
 private:
     using Clock = std::chrono::steady_clock;
     LayerRecord& current(int64_t i) { return m_pending[size_t(i)]->layers[m_layerIndex]; }
-    const HeadOutputGram& gram(int64_t layer);
+    const float* gram(int64_t layer);
     bool lensWanted() const;
     // Softmax parts of final logits f [V] into slot s of m_finalExp / m_finalMax / m_finalSum.
     void finalSoftmax(const float* f, size_t s);
@@ -119,8 +118,9 @@ private:
     std::vector<LayerPlan> m_plans;    // [(loop - 1) * layers + layer]
     const LayerPlan* m_plan = nullptr; // the current layer's
     int64_t m_planLoop = 0, m_planLayer = -1;
-    // Per layer: the model's per-head Gram matrices of o_proj (Model::headOutputGram), null until first used.
-    std::vector<const HeadOutputGram*> m_gram;
+    // Per layer: the model's per-head Gram matrices of o_proj ([H, hd, hd], Model::headOutputGram), null until
+    // first used.
+    std::vector<const float*> m_gram;
 
     // Lens batching. m_final / m_finalLoops have a row per held decode step (those come first in m_held), then
     // one for the running call's step.

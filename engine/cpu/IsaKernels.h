@@ -60,6 +60,10 @@ struct IsaKernels {
     // fewer than k entries are not NaN. Branch-free: per-lane sorted lists of the k largest, then k pops of the
     // largest head. Null for an ISA without it.
     float (*kthLargest)(const float* x, int64_t n, int k) = nullptr;
+    // ga = G a and gb = G b for a symmetric f32 G [n, n] (Kernels.h symmetricProducts). Null for an ISA
+    // without it.
+    void (*symmetricProducts)(const float* g, int64_t n, const float* a, const float* b, float* ga,
+                              float* gb) = nullptr;
 };
 
 const IsaKernels& scalarKernels();

@@ -486,6 +486,19 @@ void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
     }
 }
 
+void symmetricProducts(const float* g, int64_t n, const float* a, const float* b, float* ga, float* gb)
+{
+    if (n <= 0) return;
+    const IsaKernels& kern = kernelsFor(activeIsa());
+    if (kern.symmetricProducts) return kern.symmetricProducts(g, n, a, b, ga, gb);
+    for (int64_t c = 0; c < n; ++c) ga[c] = gb[c] = 0.0f;
+    for (int64_t x = 0; x < n; ++x)
+        for (int64_t c = 0; c < n; ++c) {
+            ga[c] += a[x] * g[x * n + c];
+            gb[c] += b[x] * g[x * n + c];
+        }
+}
+
 double fmaPeakProbe(int64_t iterations)
 {
     return kernelsFor(activeIsa()).fmaProbe(iterations);

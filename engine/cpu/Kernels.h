@@ -96,6 +96,12 @@ float maxValue(const float* x, int64_t n);
 // Fewer than k entries: the rest are (-1, 0). Vectorised scan.
 void topK(const float* x, int64_t n, int k, int32_t* idx, float* val);
 
+// ga[0, n) = G a and gb[0, n) = G b for a symmetric f32 matrix G [n, n], row-major (only its symmetry is
+// used: row x is taken as column x, so the vector kernels add broadcast multiples of rows, without the
+// horizontal sums of a matrix-vector product). For the capture's stream norms x^T G x with a head's Gram
+// matrix (n = head_dim), where a general product's setup would cost more than the arithmetic.
+void symmetricProducts(const float* g, int64_t n, const float* a, const float* b, float* ga, float* gb);
+
 // Sum of x[0, n) in f32 with a fixed order per ISA. Streams at full read bandwidth, which is why the
 // benchmarks use it as their memory-bandwidth probe.
 float sum(const float* x, int64_t n);

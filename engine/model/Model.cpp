@@ -181,14 +181,11 @@ std::string Model::weightDtypeSummary() const
     return out;
 }
 
-HeadOutputGram::HeadOutputGram() = default;
-HeadOutputGram::~HeadOutputGram() = default;
-
-const HeadOutputGram& Model::headOutputGram(int64_t layer, cpu::ThreadPool& pool) const
+const std::vector<float>& Model::headOutputGram(int64_t layer, cpu::ThreadPool& pool) const
 {
     std::lock_guard lock(m_gramMutex);
     if (m_headGram.empty()) m_headGram.resize(m_layers.size());
-    std::unique_ptr<HeadOutputGram>& slot = m_headGram.at(size_t(layer));
+    std::unique_ptr<std::vector<float>>& slot = m_headGram.at(size_t(layer));
     if (slot) return *slot;
     const int64_t D = m_config.hiddenSize, H = m_config.numAttentionHeads, hd = m_config.headDim;
     const WeightView& o = m_layers[size_t(layer)].o; // [D, H*hd]
@@ -198,15 +195,11 @@ const HeadOutputGram& Model::headOutputGram(int64_t layer, cpu::ThreadPool& pool
         cpu::convertRow(o, d, row.data());
         for (int64_t j = 0; j < H * hd; ++j) t[size_t(j * D + d)] = row[size_t(j)];
     }
-    auto gram = std::make_unique<HeadOutputGram>();
-    gram->g.resize(size_t(H * hd * hd));
+    auto gram = std::make_unique<std::vector<float>>(size_t(H * hd * hd));
     for (int64_t h = 0; h < H; ++h) {
         const float* th = t.data() + h * hd * D;
-        cpu::matmulBlocked(pool, th, hd, WeightView{th, DType::F32, hd, D}, gram->g.data() + h * hd * hd);
+        cpu::matmulBlocked(pool, th, hd, WeightView{th, DType::F32, hd, D}, gram->data() + h * hd * hd);
     }
-    gram->packed.reserve(size_t(H));
-    for (int64_t h = 0; h < H; ++h)
-        gram->packed.emplace_back(WeightView{gram->g.data() + h * hd * hd, DType::F32, hd, hd});
     slot = std::move(gram);
     return *slot;
 }

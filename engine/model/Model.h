@@ -46,17 +46,6 @@ class ThreadPool;
 class PackedWeight;
 } // namespace cpu
 
-// One layer's per-head Gram matrices of o_proj's head slices, G_h = Wo_h^T Wo_h ([H, hd, hd], f32), so that
-// ||Wo_h x|| = sqrt(x^T G_h x) costs hd^2 instead of D * hd (capture's stream norms), and each G_h packed
-// for the blocked kernel, which computes [G a; G b] without the horizontal sums that dominate matrix-vector
-// products this small.
-struct HeadOutputGram {
-    HeadOutputGram();
-    ~HeadOutputGram();
-    std::vector<float> g;
-    std::vector<cpu::PackedWeight> packed; // [H]
-};
-
 // Safety checks Model::load runs before it hands out a model; each can be turned off explicitly.
 struct LoadOptions {
     // Scan every weight for NaN/Inf (engine/model/WeightScan.h) and refuse the model when one is found.
@@ -102,9 +91,11 @@ public:
     // The stored dtype of most weight bytes ("BF16", "F32", "mixed ..." ).
     std::string weightDtypeSummary() const;
 
-    // Layer `layer`'s HeadOutputGram, computed on `pool` on first use and kept while the model lives (shared
-    // by every recorder of every session; thread-safe).
-    const HeadOutputGram& headOutputGram(int64_t layer, cpu::ThreadPool& pool) const;
+    // Layer `layer`'s per-head Gram matrices of o_proj's head slices, G_h = Wo_h^T Wo_h ([H, hd, hd], f32), so
+    // that ||Wo_h x|| = sqrt(x^T G_h x) costs hd^2 instead of D * hd (capture's stream norms). Computed on
+    // `pool` on first use and kept while the model lives, shared by every recorder of every session
+    // (thread-safe).
+    const std::vector<float>& headOutputGram(int64_t layer, cpu::ThreadPool& pool) const;
 
 private:
     Model() = default;
@@ -120,7 +111,7 @@ private:
     std::vector<int64_t> m_eosIds;
     std::optional<int64_t> m_bosId;
     mutable std::mutex m_gramMutex;
-    mutable std::vector<std::unique_ptr<HeadOutputGram>> m_headGram; // [layer], null until asked for
+    mutable std::vector<std::unique_ptr<std::vector<float>>> m_headGram; // [layer], null until asked for
 };
 
 // The logit lens of residual-stream rows: out[rows, V] = lm_head(final_norm(hidden[rows, D])), through the

@@ -172,7 +172,7 @@ private slots:
         const int64_t D = c.hiddenSize, H = c.numAttentionHeads, hd = c.headDim;
         cpu::ThreadPool pool(2);
         for (int64_t layer = 0; layer < c.numHiddenLayers; ++layer) {
-            std::vector<const HeadOutputGram*> seen(4, nullptr);
+            std::vector<const std::vector<float>*> seen(4, nullptr);
             {
                 std::vector<std::jthread> threads;
                 for (size_t t = 0; t < seen.size(); ++t)
@@ -181,10 +181,9 @@ private slots:
                         seen[t] = &model->headOutputGram(layer, own);
                     });
             }
-            const HeadOutputGram& gram = model->headOutputGram(layer, pool);
-            for (const HeadOutputGram* p : seen) QCOMPARE(p, &gram);
-            QCOMPARE(gram.g.size(), size_t(H * hd * hd));
-            QCOMPARE(gram.packed.size(), size_t(H));
+            const std::vector<float>& gram = model->headOutputGram(layer, pool);
+            for (const std::vector<float>* p : seen) QCOMPARE(p, &gram);
+            QCOMPARE(gram.size(), size_t(H * hd * hd));
             const WeightView& o = model->layer(layer).o;
             for (int64_t h = 0; h < H; ++h)
                 for (int64_t x = 0; x < hd; ++x)
@@ -195,7 +194,7 @@ private slots:
                             want += a * b;
                             scale += std::abs(a * b);
                         }
-                        const double got = gram.g[size_t((h * hd + x) * hd + y)];
+                        const double got = gram[size_t((h * hd + x) * hd + y)];
                         if (std::abs(got - want) > 1e-5 * scale + 1e-12)
                             QFAIL(qPrintable(QString("layer %1 head %2 (%3, %4): %5 vs %6")
                                                  .arg(layer)

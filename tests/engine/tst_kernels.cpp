@@ -663,6 +663,47 @@ private slots:
         }
     }
 
+    // symmetricProducts: G a and G b of a random symmetric G on every ISA, against double sums (|err| <= 1e-5 *
+    // sum |G a| + 1e-6 per entry), at sizes around the vector widths and their multiples of 2 and 4 (the tiles);
+    // the outputs' neighbours stay untouched.
+    void symmetricProductsMatchReference()
+    {
+        IsaGuard guard;
+        std::mt19937 rng(13);
+        for (int64_t n : {1, 5, 8, 15, 16, 17, 24, 32, 33, 48, 64, 65, 100, 128}) {
+            std::vector<float> g = randomFloats(n * n, rng);
+            for (int64_t x = 0; x < n; ++x)
+                for (int64_t y = 0; y < x; ++y) g[size_t(y * n + x)] = g[size_t(x * n + y)];
+            const std::vector<float> a = randomFloats(n, rng), b = randomFloats(n, rng);
+            for (Isa isa : availableIsas()) {
+                setMaxIsa(isa);
+                std::vector<float> out(size_t(2 * n + 2), -7.0f); // [guard; G a; G b; guard]
+                symmetricProducts(g.data(), n, a.data(), b.data(), out.data() + 1, out.data() + 1 + n);
+                QCOMPARE(out.front(), -7.0f);
+                QCOMPARE(out.back(), -7.0f);
+                for (int s = 0; s < 2; ++s) {
+                    const std::vector<float>& v = s == 0 ? a : b;
+                    for (int64_t c = 0; c < n; ++c) {
+                        double ref = 0, bound = 0;
+                        for (int64_t x = 0; x < n; ++x) {
+                            ref += double(g[size_t(x * n + c)]) * v[size_t(x)];
+                            bound += std::abs(double(g[size_t(x * n + c)]) * v[size_t(x)]);
+                        }
+                        const double got = out[size_t(1 + s * n + c)];
+                        if (std::abs(got - ref) > 1e-5 * bound + 1e-6)
+                            QFAIL(qPrintable(QString("%1, n %2, vector %3, entry %4: %5 vs %6")
+                                                 .arg(isaName(isa))
+                                                 .arg(n)
+                                                 .arg(s)
+                                                 .arg(c)
+                                                 .arg(got)
+                                                 .arg(ref)));
+                    }
+                }
+            }
+        }
+    }
+
     void expShiftedMatchesStdExp()
     {
         // exp(x - shift) on a grid of shifted arguments over [-87, 0] (step 1e-3), at random in [-60, 0] and

@@ -180,18 +180,16 @@ void InferenceSession::forward(std::span<const int32_t> tokens, bool allPosition
         for (size_t s = 0; s < m_lensHidden.size(); ++s)
             cpu::rmsnorm(m_lensHidden[s].h.data(), n, D, m_model.finalNorm(), float(c.rmsNormEps),
                          m_lensX.data() + (int64_t(s) + 1) * n * D);
-        // The product goes straight into the caller's vector, whose first n rows are the returned logits; it
-        // is shrunk back to them (without reallocating) once the hook has seen the lens rows.
-        logits.resize(size_t((n + lensRows) * V));
-        cpu::matmul(m_pool, m_lensX.data(), n + lensRows, m_model.lmHead(), logits.data());
-        const float* final = logits.data();
+        m_lensLogits.resize(size_t((n + lensRows) * V));
+        cpu::matmul(m_pool, m_lensX.data(), n + lensRows, m_model.lmHead(), m_lensLogits.data());
+        std::memcpy(logits.data(), m_lensLogits.data(), size_t(n * V) * sizeof(float));
+        const float* final = m_lensLogits.data();
         if (wantLogits) m_hook->observeLogits(final);
         for (size_t s = 0; s < m_lensHidden.size(); ++s)
             m_hook->observeLens(m_lensHidden[s].loop, m_lensHidden[s].layer, 0, n, final + (int64_t(s) + 1) * n * V,
                                 final);
         if ((forwardKinds & CaptureKind::LogitLens) && !(forwardKinds & CaptureKind::LensInput))
             m_hook->observeLens(m_loops, -1, 0, n, final, final);
-        logits.resize(size_t(n * V));
     } else {
         cpu::matmul(m_pool, m_x.data(), rows, m_model.lmHead(), logits.data());
         // Capture: the final logits of every row (computed apart from the caller's rows above, so that capture

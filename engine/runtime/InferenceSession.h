@@ -107,7 +107,7 @@ private:
     CaptureHook* m_hook = nullptr;
     std::vector<uint8_t> m_headStreams; // [H] StreamBits asked for the current layer
     std::vector<float> m_captureLogits; // [n, V] logits of every row of the call
-    std::vector<float> m_lensLogits;    // [chunk, V]
+    std::vector<float> m_lensLogits;    // [chunk, V], or [n + lens rows, V] when fused with the head
     std::vector<float> m_lensX;         // [n + lens rows, D] normed rows of a fused head product
     // Residual streams kept for a logit lens the session computes: (loop, layer or -1, [n, D]).
     struct SavedHidden {

@@ -309,44 +309,36 @@ float dot(const float* a, const float* b, int64_t n)
     return reduce4(acc);
 }
 
-// G's row x is its column x (G symmetric): G a = sum_x a[x] G[x, :], broadcast multiply-adds over V vectors of
-// columns at a time, with no horizontal sums. S sets of accumulators take alternate rows, so that S chains of
-// multiply-adds run at once (one chain per accumulator would wait on each add's latency).
-template <int V, int S>
-void symmetricProductsV(const float* g, int64_t n, const float* a, const float* b, float* ga, float* gb)
+using Vec = __m256;
+inline Vec vZero()
 {
-    for (int64_t c0 = 0; c0 < n; c0 += V * kLanes) {
-        __m256 ya[S][V], yb[S][V];
-        int64_t width[V];
-        for (int v = 0; v < V; ++v) {
-            for (int s = 0; s < S; ++s) ya[s][v] = yb[s][v] = _mm256_setzero_ps();
-            width[v] = std::clamp<int64_t>(n - c0 - v * kLanes, 0, kLanes);
-        }
-        const bool full = width[V - 1] == kLanes;
-        const auto rows = [&](int64_t x, int s) {
-            const float* row = g + x * n + c0;
-            const __m256 ax = _mm256_set1_ps(a[x]), bx = _mm256_set1_ps(b[x]);
-            for (int v = 0; v < V; ++v) {
-                const __m256 r =
-                    full ? _mm256_loadu_ps(row + v * kLanes) : load8Partial<DType::F32>(row + v * kLanes, width[v]);
-                ya[s][v] = _mm256_fmadd_ps(r, ax, ya[s][v]);
-                yb[s][v] = _mm256_fmadd_ps(r, bx, yb[s][v]);
-            }
-        };
-        int64_t x = 0;
-        for (; x + S <= n; x += S)
-            for (int s = 0; s < S; ++s) rows(x + s, s);
-        for (; x < n; ++x) rows(x, 0);
-        for (int v = 0; v < V; ++v) {
-            for (int s = 1; s < S; ++s) {
-                ya[0][v] = _mm256_add_ps(ya[0][v], ya[s][v]);
-                yb[0][v] = _mm256_add_ps(yb[0][v], yb[s][v]);
-            }
-            storePartial(ga + c0 + v * kLanes, width[v], ya[0][v]);
-            storePartial(gb + c0 + v * kLanes, width[v], yb[0][v]);
-        }
-    }
+    return _mm256_setzero_ps();
 }
+inline Vec vSet1(float x)
+{
+    return _mm256_set1_ps(x);
+}
+inline Vec vLoad(const float* p, int64_t w)
+{
+    return w == kLanes ? _mm256_loadu_ps(p) : load8Partial<DType::F32>(p, w);
+}
+inline void vStore(float* p, int64_t w, Vec v)
+{
+    if (w == kLanes)
+        _mm256_storeu_ps(p, v);
+    else
+        storePartial(p, w, v);
+}
+inline Vec vFma(Vec a, Vec b, Vec c)
+{
+    return _mm256_fmadd_ps(a, b, c);
+}
+inline Vec vAdd(Vec a, Vec b)
+{
+    return _mm256_add_ps(a, b);
+}
+
+#include "engine/cpu/SymmetricProducts.inc"
 
 void symmetricProducts(const float* g, int64_t n, const float* a, const float* b, float* ga, float* gb)
 {

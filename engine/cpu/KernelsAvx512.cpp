@@ -352,42 +352,33 @@ float sum(const float* x, int64_t n)
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
-// G's row x is its column x (G symmetric): G a = sum_x a[x] G[x, :], broadcast multiply-adds over V vectors of
-// columns at a time, with no horizontal sums. S sets of accumulators take alternate rows, so that S chains of
-// multiply-adds run at once (one chain per accumulator would wait on each add's latency).
-template <int V, int S>
-void symmetricProductsV(const float* g, int64_t n, const float* a, const float* b, float* ga, float* gb)
+using Vec = __m512;
+inline Vec vZero()
 {
-    for (int64_t c0 = 0; c0 < n; c0 += V * kLanes) {
-        __m512 ya[S][V], yb[S][V];
-        __mmask16 m[V];
-        for (int v = 0; v < V; ++v) {
-            for (int s = 0; s < S; ++s) ya[s][v] = yb[s][v] = _mm512_setzero_ps();
-            m[v] = tailMask(std::max<int64_t>(n - c0 - v * kLanes, 0)); // full from kLanes on
-        }
-        const auto rows = [&](int64_t x, int s) {
-            const float* row = g + x * n + c0;
-            const __m512 ax = _mm512_set1_ps(a[x]), bx = _mm512_set1_ps(b[x]);
-            for (int v = 0; v < V; ++v) {
-                const __m512 r = _mm512_maskz_loadu_ps(m[v], row + v * kLanes);
-                ya[s][v] = _mm512_fmadd_ps(r, ax, ya[s][v]);
-                yb[s][v] = _mm512_fmadd_ps(r, bx, yb[s][v]);
-            }
-        };
-        int64_t x = 0;
-        for (; x + S <= n; x += S)
-            for (int s = 0; s < S; ++s) rows(x + s, s);
-        for (; x < n; ++x) rows(x, 0);
-        for (int v = 0; v < V; ++v) {
-            for (int s = 1; s < S; ++s) {
-                ya[0][v] = _mm512_add_ps(ya[0][v], ya[s][v]);
-                yb[0][v] = _mm512_add_ps(yb[0][v], yb[s][v]);
-            }
-            _mm512_mask_storeu_ps(ga + c0 + v * kLanes, m[v], ya[0][v]);
-            _mm512_mask_storeu_ps(gb + c0 + v * kLanes, m[v], yb[0][v]);
-        }
-    }
+    return _mm512_setzero_ps();
 }
+inline Vec vSet1(float x)
+{
+    return _mm512_set1_ps(x);
+}
+inline Vec vLoad(const float* p, int64_t w)
+{
+    return _mm512_maskz_loadu_ps(tailMask(w), p);
+}
+inline void vStore(float* p, int64_t w, Vec v)
+{
+    _mm512_mask_storeu_ps(p, tailMask(w), v);
+}
+inline Vec vFma(Vec a, Vec b, Vec c)
+{
+    return _mm512_fmadd_ps(a, b, c);
+}
+inline Vec vAdd(Vec a, Vec b)
+{
+    return _mm512_add_ps(a, b);
+}
+
+#include "engine/cpu/SymmetricProducts.inc"
 
 void symmetricProducts(const float* g, int64_t n, const float* a, const float* b, float* ga, float* gb)
 {

@@ -226,7 +226,7 @@ uint32_t TraceRecorder::askLayer(int64_t loop, int64_t layer)
     const int64_t H = c.numAttentionHeads, E = c.numExperts, K = c.numExpertsPerTok;
     const int64_t S = loop == 1 ? 1 : 2, k = m_policy.attentionTopK();
     const auto& full = m_plan->full;
-    if (kinds & StreamStats) gram(layer);
+    if (kinds & StreamStats) gram(layer); // here, before the attention workers read m_gram
     for (auto& step : m_pending) {
         LayerRecord& r = step->layers.emplace_back();
         r.loop = int16_t(loop);

@@ -128,7 +128,7 @@ private:
     bool m_batched = false;
     const float* m_finalFor = nullptr; // WithHead: the call's final logits whose softmax slots are filled
     cpu::ThreadPool* m_pool = nullptr;
-    std::unique_ptr<cpu::ThreadPool> m_serial; // one thread: m_pool when none is given, and the stream norms
+    std::unique_ptr<cpu::ThreadPool> m_serial; // one thread: m_pool when none is given
     struct LensJob {
         size_t held; // the step's index in m_held (steps of the running call follow the held ones)
         int16_t loop, layer;

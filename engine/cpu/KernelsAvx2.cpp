@@ -429,43 +429,32 @@ void rmsnormRow(const float* x, int64_t D_, const WeightView& weight, float eps,
     }
 }
 
-// Lane l of t[0..K) holds the K largest entries j = l (mod 8) seen so far, largest first (-inf padding): each
-// new vector is merged in by a max/min network, without branches. NaN enters as -inf (max returns its second
-// operand when the first is NaN), which only pads.
-template <int K> float kthLargestK(const float* x, int64_t n)
+inline Vec vMax(Vec a, Vec b)
 {
-    const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-    __m256 t[K];
-    for (int l = 0; l < K; ++l) t[l] = ninf;
-    const auto merge = [&](__m256 v) {
-        v = _mm256_max_ps(v, ninf);
-        for (int l = 0; l < K; ++l) {
-            const __m256 hi = _mm256_max_ps(t[l], v);
-            v = _mm256_min_ps(t[l], v);
-            t[l] = hi;
-        }
-    };
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) merge(_mm256_loadu_ps(x + i));
-    if (i < n) {
-        const __m256i m = laneMask(n - i);
-        merge(_mm256_blendv_ps(ninf, _mm256_maskload_ps(x + i, m), _mm256_castsi256_ps(m)));
-    }
-    // The k-th largest of all lanes' lists: pop the largest head K times (one lane per pop).
+    return _mm256_max_ps(a, b);
+}
+inline Vec vMin(Vec a, Vec b)
+{
+    return _mm256_min_ps(a, b);
+}
+inline Vec vLoadOr(const float* p, int64_t w, Vec fill)
+{
+    const __m256i m = laneMask(w);
+    return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+}
+// kthLargestK's pop: the largest head of the lanes' lists t[0], removed from the lowest lane holding it.
+template <int K> float popLargest(Vec (&t)[K], Vec ninf)
+{
+    __m256 mx = _mm256_max_ps(t[0], _mm256_permute2f128_ps(t[0], t[0], 1));
+    mx = _mm256_max_ps(mx, _mm256_shuffle_ps(mx, mx, _MM_SHUFFLE(1, 0, 3, 2)));
+    mx = _mm256_max_ps(mx, _mm256_shuffle_ps(mx, mx, _MM_SHUFFLE(2, 3, 0, 1))); // every lane: the largest head
+    const uint32_t at = uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(t[0], mx, _CMP_EQ_OQ)));
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    float top = -std::numeric_limits<float>::infinity();
-    for (int r = 0; r < K; ++r) {
-        __m256 mx = _mm256_max_ps(t[0], _mm256_permute2f128_ps(t[0], t[0], 1));
-        mx = _mm256_max_ps(mx, _mm256_shuffle_ps(mx, mx, _MM_SHUFFLE(1, 0, 3, 2)));
-        mx = _mm256_max_ps(mx, _mm256_shuffle_ps(mx, mx, _MM_SHUFFLE(2, 3, 0, 1))); // every lane: the largest head
-        top = _mm256_cvtss_f32(mx);
-        const uint32_t at = uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(t[0], mx, _CMP_EQ_OQ)));
-        const __m256 one = _mm256_castsi256_ps(
-            _mm256_cmpeq_epi32(lanes, _mm256_set1_epi32(std::countr_zero(at | 0x100u)))); // the lowest such lane
-        for (int l = 0; l + 1 < K; ++l) t[l] = _mm256_blendv_ps(t[l], t[l + 1], one);
-        t[K - 1] = _mm256_blendv_ps(t[K - 1], ninf, one);
-    }
-    return top;
+    const __m256 one = _mm256_castsi256_ps(
+        _mm256_cmpeq_epi32(lanes, _mm256_set1_epi32(std::countr_zero(at | 0x100u)))); // the lowest such lane
+    for (int l = 0; l + 1 < K; ++l) t[l] = _mm256_blendv_ps(t[l], t[l + 1], one);
+    t[K - 1] = _mm256_blendv_ps(t[K - 1], ninf, one);
+    return _mm256_cvtss_f32(mx);
 }
 
 #include "engine/cpu/Selection.inc"

@@ -445,34 +445,26 @@ void rmsnormRow(const float* x, int64_t D_, const WeightView& weight, float eps,
     }
 }
 
-// Lane l of t[0..K) holds the K largest entries j = l (mod 16) seen so far, largest first (-inf padding): each
-// new vector is merged in by a max/min network, without branches. NaN enters as -inf (max returns its second
-// operand when the first is NaN), which only pads.
-template <int K> float kthLargestK(const float* x, int64_t n)
+inline Vec vMax(Vec a, Vec b)
 {
-    const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-    __m512 t[K];
-    for (int l = 0; l < K; ++l) t[l] = ninf;
-    const auto merge = [&](__m512 v) {
-        v = _mm512_max_ps(v, ninf);
-        for (int l = 0; l < K; ++l) {
-            const __m512 hi = _mm512_max_ps(t[l], v);
-            v = _mm512_min_ps(t[l], v);
-            t[l] = hi;
-        }
-    };
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) merge(_mm512_loadu_ps(x + i));
-    if (i < n) merge(_mm512_mask_loadu_ps(ninf, tailMask(n - i), x + i));
-    // The k-th largest of all lanes' lists: pop the largest head K times (one lane per pop).
-    float top = -std::numeric_limits<float>::infinity();
-    for (int r = 0; r < K; ++r) {
-        top = _mm512_reduce_max_ps(t[0]);
-        const uint32_t at = _mm512_cmp_ps_mask(t[0], _mm512_set1_ps(top), _CMP_EQ_OQ);
-        const __mmask16 one = __mmask16(at & (0u - at)); // the lowest such lane
-        for (int l = 0; l + 1 < K; ++l) t[l] = _mm512_mask_mov_ps(t[l], one, t[l + 1]);
-        t[K - 1] = _mm512_mask_mov_ps(t[K - 1], one, ninf);
-    }
+    return _mm512_max_ps(a, b);
+}
+inline Vec vMin(Vec a, Vec b)
+{
+    return _mm512_min_ps(a, b);
+}
+inline Vec vLoadOr(const float* p, int64_t w, Vec fill)
+{
+    return _mm512_mask_loadu_ps(fill, tailMask(w), p);
+}
+// kthLargestK's pop: the largest head of the lanes' lists t[0], removed from the lowest lane holding it.
+template <int K> float popLargest(Vec (&t)[K], Vec ninf)
+{
+    const float top = _mm512_reduce_max_ps(t[0]);
+    const uint32_t at = _mm512_cmp_ps_mask(t[0], _mm512_set1_ps(top), _CMP_EQ_OQ);
+    const __mmask16 one = __mmask16(at & (0u - at)); // the lowest such lane
+    for (int l = 0; l + 1 < K; ++l) t[l] = _mm512_mask_mov_ps(t[l], one, t[l + 1]);
+    t[K - 1] = _mm512_mask_mov_ps(t[K - 1], one, ninf);
     return top;
 }
 

@@ -57,13 +57,17 @@ struct IsaKernels {
     void (*gemmPacked)(const float* x, int64_t K, int64_t R, const float* packed, float* y, int64_t t0, int64_t t1,
                        int64_t r0, int64_t r1) = nullptr;
     // The k-th largest of x[0, n) counting repeated values, NaN skipped, for 1 <= k <= kMaxKthLargest; -inf when
-    // fewer than k entries are not NaN. Branch-free: per-lane sorted lists of the k largest, then k pops of the
-    // largest head. Null for an ISA without it.
+    // fewer than k entries are not NaN. Branch-free: per-lane sorted lists of the k largest, folded pairwise by
+    // bitonic merges across the lanes. Null for an ISA without it.
     float (*kthLargest)(const float* x, int64_t n, int k) = nullptr;
     // ga = G a and gb = G b for a symmetric f32 G [n, n] (Kernels.h symmetricProducts). Null for an ISA
     // without it.
     void (*symmetricProducts)(const float* g, int64_t n, const float* a, const float* b, float* ga,
                               float* gb) = nullptr;
+    // cpu::topK for a row of 1 <= n <= kTopKShortMaxN entries and any k >= 1 (Kernels.h): every entry's rank
+    // (the entries before it: larger, or equal at a lower index) counted in vector registers, then the entries
+    // of ranks 0..k-1 picked out; no branch per entry. Null for an ISA without it.
+    void (*topKShort)(const float* x, int64_t n, int k, int32_t* idx, float* val) = nullptr;
 };
 
 const IsaKernels& scalarKernels();
@@ -73,6 +77,7 @@ const IsaKernels& avx512Kernels();
 
 inline constexpr int kMaxLanes = 16;
 inline constexpr int kMaxKthLargest = 8;
+inline constexpr int64_t kTopKShortMaxN = 16;
 
 // f32(x)^-1/2 of the mean square, shared by every ISA so they only differ in how sumSquares is summed.
 float rmsScale(float sumSquares, int64_t D, float eps);

@@ -410,6 +410,7 @@ void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
     // k the smallest of k segment maxima. So few entries are inserted only to be pushed out again, and the
     // insertions, whose branches a processor cannot predict, stay few.
     const IsaKernels& kern = kernelsFor(activeIsa());
+    if (kern.topKShort && n >= 1 && n <= kTopKShortMaxN && k > 0) return kern.topKShort(x, n, k, idx, val);
     int have = 0;
     const auto insert = [&](int64_t j) {
         const float v = x[j];

@@ -442,19 +442,16 @@ inline Vec vLoadOr(const float* p, int64_t w, Vec fill)
     const __m256i m = laneMask(w);
     return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
 }
-// kthLargestK's pop: the largest head of the lanes' lists t[0], removed from the lowest lane holding it.
-template <int K> float popLargest(Vec (&t)[K], Vec ninf)
+// kthLargestK's fold: lane l and lane l ^ S exchanged (S a power of 2 below the lane count); lane 0.
+template <int S> Vec vSwap(Vec v)
 {
-    __m256 mx = _mm256_max_ps(t[0], _mm256_permute2f128_ps(t[0], t[0], 1));
-    mx = _mm256_max_ps(mx, _mm256_shuffle_ps(mx, mx, _MM_SHUFFLE(1, 0, 3, 2)));
-    mx = _mm256_max_ps(mx, _mm256_shuffle_ps(mx, mx, _MM_SHUFFLE(2, 3, 0, 1))); // every lane: the largest head
-    const uint32_t at = uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(t[0], mx, _CMP_EQ_OQ)));
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256 one = _mm256_castsi256_ps(
-        _mm256_cmpeq_epi32(lanes, _mm256_set1_epi32(std::countr_zero(at | 0x100u)))); // the lowest such lane
-    for (int l = 0; l + 1 < K; ++l) t[l] = _mm256_blendv_ps(t[l], t[l + 1], one);
-    t[K - 1] = _mm256_blendv_ps(t[K - 1], ninf, one);
-    return _mm256_cvtss_f32(mx);
+    if constexpr (S == 4) return _mm256_permute2f128_ps(v, v, 1);
+    if constexpr (S == 2) return _mm256_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2));
+    if constexpr (S == 1) return _mm256_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1));
+}
+inline float vFirst(Vec v)
+{
+    return _mm256_cvtss_f32(v);
 }
 
 #include "engine/cpu/Selection.inc"
@@ -474,9 +471,49 @@ int64_t collectGreater(const float* x, int64_t n, float t, int32_t* out, int64_t
         const uint32_t all = m0 | (m1 << 8) | (m2 << 16) | (m3 << 24);
         if (all) m = appendBits(all, i, out, m, cap);
     }
-    for (; i < n && m < cap; ++i)
-        if (x[i] > t) out[m++] = int32_t(i);
+    for (; i < n && m < cap; i += kLanes) {
+        // Masked-off lanes load 0, which may exceed t: the mask drops them.
+        const int64_t w = std::min<int64_t>(kLanes, n - i);
+        const __m256 v = _mm256_maskload_ps(x + i, laneMask(w));
+        const uint32_t mk = uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(v, tv, _CMP_GT_OQ))) & ((1u << w) - 1u);
+        if (mk) m = appendBits(mk, i, out, m, cap);
+    }
     return m;
+}
+
+// IsaKernels::topKShort: the row fits two vectors.
+void topKShort(const float* x, int64_t n, int k, int32_t* idx, float* val)
+{
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i in[2] = {laneMask(n), laneMask(n - kLanes)};
+    const __m256 v[2] = {_mm256_maskload_ps(x, in[0]), _mm256_maskload_ps(x + kLanes, in[1])};
+    __m256i rank[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int64_t i = 0; i < n; ++i) {
+        // Entry i comes before the entries it exceeds, and before equal ones at higher indices (lanes > i).
+        // NaN compares false either way, so it is never counted. A true compare is -1: subtracting adds one.
+        const __m256 b = _mm256_set1_ps(x[i]);
+        for (int h = 0; h < 2; ++h) {
+            const __m256 after = _mm256_castsi256_ps(
+                _mm256_cmpgt_epi32(_mm256_add_epi32(lanes, _mm256_set1_epi32(h * kLanes)), _mm256_set1_epi32(int(i))));
+            const __m256 before = _mm256_or_ps(_mm256_cmp_ps(b, v[h], _CMP_GT_OQ),
+                                               _mm256_and_ps(after, _mm256_cmp_ps(b, v[h], _CMP_EQ_OQ)));
+            rank[h] = _mm256_sub_epi32(rank[h], _mm256_castps_si256(before));
+        }
+    }
+    // The entries that are not NaN have the distinct ranks 0, 1, ...: pick those below k.
+    const uint32_t valid = (uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(v[0], v[0], _CMP_ORD_Q))) |
+                            (uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(v[1], v[1], _CMP_ORD_Q))) << 8)) &
+                           ((1u << n) - 1u);
+    for (int r = 0; r < k; ++r) {
+        const __m256i want = _mm256_set1_epi32(r);
+        const uint32_t at =
+            (uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rank[0], want)))) |
+             (uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rank[1], want)))) << 8)) &
+            valid;
+        const int l = std::countr_zero(at | 0x10000u);
+        idx[r] = at ? l : -1;
+        val[r] = at ? x[l] : 0.0f;
+    }
 }
 
 // out[l] = the largest x[j] with j = l mod 8. max(v, acc) returns acc when v is NaN: NaN entries are skipped,
@@ -552,9 +589,9 @@ double fmaProbe(int64_t iterations)
 const IsaKernels& avx2Kernels()
 {
     static const IsaKernels k{
-        matvecRows, gemmBlock, kPanelRows,     kTileTokens, convert,    rmsnormRow, dot,
-        axpy,       sum,       collectGreater, maxValue,    laneMaxima, expShift,   fmaProbe,
-        dotRows,    axpyRows,  kBlockK,        packPanels,  gemmPacked, kthLargest, symmetricProducts};
+        matvecRows, gemmBlock,      kPanelRows, kTileTokens, convert,           rmsnormRow, dot,     axpy,
+        sum,        collectGreater, maxValue,   laneMaxima,  expShift,          fmaProbe,   dotRows, axpyRows,
+        kBlockK,    packPanels,     gemmPacked, kthLargest,  symmetricProducts, topKShort};
     return k;
 }
 

@@ -457,15 +457,17 @@ inline Vec vLoadOr(const float* p, int64_t w, Vec fill)
 {
     return _mm512_mask_loadu_ps(fill, tailMask(w), p);
 }
-// kthLargestK's pop: the largest head of the lanes' lists t[0], removed from the lowest lane holding it.
-template <int K> float popLargest(Vec (&t)[K], Vec ninf)
+// kthLargestK's fold: lane l and lane l ^ S exchanged (S a power of 2 below the lane count); lane 0.
+template <int S> Vec vSwap(Vec v)
 {
-    const float top = _mm512_reduce_max_ps(t[0]);
-    const uint32_t at = _mm512_cmp_ps_mask(t[0], _mm512_set1_ps(top), _CMP_EQ_OQ);
-    const __mmask16 one = __mmask16(at & (0u - at)); // the lowest such lane
-    for (int l = 0; l + 1 < K; ++l) t[l] = _mm512_mask_mov_ps(t[l], one, t[l + 1]);
-    t[K - 1] = _mm512_mask_mov_ps(t[K - 1], one, ninf);
-    return top;
+    if constexpr (S == 8) return _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2));
+    if constexpr (S == 4) return _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1));
+    if constexpr (S == 2) return _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2));
+    if constexpr (S == 1) return _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1));
+}
+inline float vFirst(Vec v)
+{
+    return _mm512_cvtss_f32(v);
 }
 
 #include "engine/cpu/Selection.inc"
@@ -488,6 +490,32 @@ int64_t collectGreater(const float* x, int64_t n, float t, int32_t* out, int64_t
         if (mk) m = appendBits(mk, i, out, m, cap);
     }
     return m;
+}
+
+// IsaKernels::topKShort: the row fits one vector.
+void topKShort(const float* x, int64_t n, int k, int32_t* idx, float* val)
+{
+    const __mmask16 in = tailMask(n);
+    const __m512 v = _mm512_maskz_loadu_ps(in, x);
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i rank = _mm512_setzero_si512();
+    for (int64_t i = 0; i < n; ++i) {
+        // Entry i comes before the entries it exceeds, and before equal ones at higher indices (lanes > i).
+        // NaN compares false either way, so it is never counted.
+        const __m512 b = _mm512_set1_ps(x[i]);
+        const __mmask16 after = __mmask16(0xfffeu << i);
+        const __mmask16 before =
+            _mm512_cmp_ps_mask(b, v, _CMP_GT_OQ) | _mm512_mask_cmp_ps_mask(after, b, v, _CMP_EQ_OQ);
+        rank = _mm512_mask_add_epi32(rank, before, rank, one);
+    }
+    // The entries that are not NaN have the distinct ranks 0, 1, ...: pick those below k.
+    const __mmask16 valid = _mm512_mask_cmp_ps_mask(in, v, v, _CMP_ORD_Q);
+    for (int r = 0; r < k; ++r) {
+        const uint32_t at = _mm512_mask_cmpeq_epi32_mask(valid, rank, _mm512_set1_epi32(r));
+        const int l = std::countr_zero(at | 0x10000u);
+        idx[r] = at ? l : -1;
+        val[r] = at ? x[l] : 0.0f;
+    }
 }
 
 // Lane l holds the largest x[j] with j = l mod 16 (entry j sits in lane j mod 16 in every block, also in the
@@ -557,9 +585,9 @@ double fmaProbe(int64_t iterations)
 const IsaKernels& avx512Kernels()
 {
     static const IsaKernels k{
-        matvecRows, gemmBlock, kPanelRows,     kTileTokens, convert,    rmsnormRow, dot,
-        axpy,       sum,       collectGreater, maxValue,    laneMaxima, expShift,   fmaProbe,
-        dotRows,    axpyRows,  kBlockK,        packPanels,  gemmPacked, kthLargest, symmetricProducts};
+        matvecRows, gemmBlock,      kPanelRows, kTileTokens, convert,           rmsnormRow, dot,     axpy,
+        sum,        collectGreater, maxValue,   laneMaxima,  expShift,          fmaProbe,   dotRows, axpyRows,
+        kBlockK,    packPanels,     gemmPacked, kthLargest,  symmetricProducts, topKShort};
     return k;
 }
 

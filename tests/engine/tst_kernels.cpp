@@ -466,7 +466,7 @@ private slots:
                                  [&](int32_t a, int32_t b) { return row[size_t(a)] > row[size_t(b)]; });
                 QCOMPARE(maxValue(row.data(), n),
                          order.empty() ? -std::numeric_limits<float>::infinity() : row[size_t(order[0])]);
-                for (int k : {1, 4, 5, 8}) {
+                for (int k : {1, 4, 5, 8, 16}) {
                     std::vector<int32_t> idx(size_t(k), 99);
                     std::vector<float> val(size_t(k), 99.0f);
                     topK(row.data(), n, k, idx.data(), val.data());

@@ -430,7 +430,9 @@ LensRecord TraceRecorder::lensRecord(int64_t loop, int64_t layer, const float* l
         sl = cpu::expShifted(l, V, ml, tmp.data());
         // sum pf * ((f - l) - dz) / sf = sum pf * (f - l) / sf - dz, as sum pf = sf (within rounding).
         const double dz = (double(mf) + std::log(sf)) - (double(ml) + std::log(sl));
-        for (int64_t v = 0; v < V; ++v) tmp[size_t(v)] = f[v] - l[v];
+        // f - l by the vector kernel: -1 * l is exact, so this is the rounded difference itself.
+        std::memcpy(tmp.data(), f, size_t(V) * sizeof(float));
+        cpu::axpy(-1.0f, l, tmp.data(), V);
         kl = double(cpu::dot(pf, tmp.data(), V)) / sf - dz;
     }
     LensRecord rec;

@@ -159,6 +159,21 @@ private slots:
             b.forward(g.tokens, all, captured);
             QVERIFY(plain == captured);
         }
+        // Decoding token by token, with the lens rows in the output head's pass or batched apart.
+        using Mode = TraceRecorder::LensBatching::Mode;
+        for (Mode mode : {Mode::WithHead, Mode::Batched}) {
+            InferenceSession a(*model, pool), b(*model, pool);
+            Trace trace;
+            TraceRecorder rec(*model, CapturePolicy::preset(CapturePreset::Standard, model->config()), trace, &pool);
+            rec.setLensBatching({.mode = mode});
+            b.setCaptureHook(&rec);
+            std::vector<float> plain, captured;
+            for (size_t i = 0; i < g.tokens.size(); ++i) {
+                a.forward(std::span<const int32_t>(&g.tokens[i], 1), false, plain);
+                b.forward(std::span<const int32_t>(&g.tokens[i], 1), false, captured);
+                QVERIFY(plain == captured);
+            }
+        }
     }
 
     // Model::headOutputGram: G_h = Wo_h^T Wo_h of every head, against a direct double-precision sum over the

@@ -11,11 +11,16 @@
 // standard, full (full only up to --full-max-context, since it keeps O(T^2) rows).
 // Usage: sage-bench-capture [--model DIR] [--threads N] [--contexts 256,1024,4096] [--decode N] [--reps N]
 //                           [--full-max-context N] [--workdir DIR] [--json] [--by-kind] [--configs a,b]
+//                           [--turns N] [--list-runs] [--lens-hold-steps N]
 //        sage-bench-capture --estimate   (bytes per token of each preset for the bundled and the 40B shape)
 // --configs runs only the named configurations besides "off" (e.g. --configs standard for a profile);
 // "<preset>@head" (only through --configs) is the preset with its lens rows computed in the output head's
 // matrix-vector pass (TraceRecorder's WithHead mode) whatever the model's size.
 // --list-runs prints each timed run on stderr as it starts (to match callgrind's dumps, above main).
+// --turns N keeps every configuration's session live at once and lets them take turns of N decoded tokens
+// (rotating who goes first), summing each one's time over its turns: on a shared machine whose speed changes
+// over tens of milliseconds this pairs the configurations far more closely than one run after another (the
+// caches are then shared by all sessions, as on a machine running more than one thing).
 // --lens-hold-steps N makes a recorder that batches its lens hold N steps whatever the time per step (under
 // callgrind every step is slow and would otherwise not be held).
 #include "engine/model/RandomCheckpoint.h"
@@ -189,6 +194,7 @@ int run(int argc, char** argv)
     int64_t fullMax = 1024;
     std::vector<int64_t> contexts = {256, 1024, 4096};
     bool json = false, byKind = false, listRuns = false;
+    int turns = 0;                 // --turns N: configurations take turns of N tokens (0: one run each)
     int64_t lensHoldSteps = 0;     // --lens-hold-steps: hold this many steps whatever the timing (callgrind runs)
     std::vector<std::string> only; // --configs: run just these (and "off", the reference)
     for (int i = 1; i < argc; ++i) {
@@ -215,6 +221,8 @@ int run(int argc, char** argv)
             byKind = true;
         else if (a == "--list-runs")
             listRuns = true;
+        else if (a == "--turns")
+            turns = std::stoi(next());
         else if (a == "--lens-hold-steps")
             lensHoldSteps = std::stoll(next());
         else if (a == "--configs") {
@@ -287,62 +295,104 @@ int run(int argc, char** argv)
         std::vector<double> best(configs.size(), 1e30), bestCpu(configs.size(), 1e30);
         std::vector<std::vector<double>> times(configs.size()); // [config][round] seconds
         std::vector<uint64_t> traceBytes(configs.size(), 0);
+        // One configuration's decode from a copy of the prefilled session.
+        struct Run {
+            size_t k = 0;
+            std::unique_ptr<InferenceSession> s;
+            Trace trace;
+            NullHook nullHook;
+            std::unique_ptr<TraceRecorder> rec;
+            int32_t tok = 0;
+            std::vector<float> out;
+            double sec = 0, cpuSec = 0;
+        };
+        const auto start = [&](Run& run, size_t k) {
+            const std::string& name = configs[k];
+            run.k = k;
+            run.s = std::make_unique<InferenceSession>(base); // same caches, capture off until installed below
+            run.trace.setOrigin(ctx);
+            if (name == "ask-nothing")
+                run.s->setCaptureHook(&run.nullHook);
+            else if (name.rfind("k:", 0) == 0) {
+                CapturePolicy p = CapturePolicy::fromName("standard", c);
+                for (const auto& kc : kindConfigs)
+                    if (kc.first == name) p.setKinds(kc.second);
+                run.rec = std::make_unique<TraceRecorder>(*model, p, run.trace, &pool);
+            } else if (name != "off" && name != "off-again") {
+                // "<preset>@head": the preset with the lens rows computed in the output head's pass.
+                const size_t at = name.find("@head");
+                run.rec = std::make_unique<TraceRecorder>(*model, CapturePolicy::fromName(name.substr(0, at), c),
+                                                          run.trace, &pool);
+                if (at != std::string::npos)
+                    run.rec->setLensBatching({.mode = TraceRecorder::LensBatching::Mode::WithHead});
+            }
+            if (run.rec) {
+                run.s->setCaptureHook(run.rec.get());
+                if (lensHoldSteps > 0 && name.find("@head") == std::string::npos)
+                    run.rec->setLensBatching({.maxSteps = lensHoldSteps,
+                                              .maxHold = std::chrono::hours(1),
+                                              .slowCall = std::chrono::hours(1)});
+            }
+            // One untimed token and its lens: one-time costs of a recorder (o_proj Gram matrices, the packed
+            // output head of a batched lens, first allocations).
+            run.tok = first;
+            run.s->forward(std::span<const int32_t>(&run.tok, 1), false, run.out);
+            run.tok = argmax(run.out);
+            if (run.rec) run.rec->flush();
+        };
+        // Decodes `tokens` timed tokens (and with `last`, flushes the steps still held for their batched lens,
+        // which count too).
+        const auto decodeTimed = [&](Run& run, int tokens, bool last) {
+            const auto t0 = Clock::now();
+            const double c0 = processCpuSeconds();
+            for (int d = 0; d < tokens; ++d) {
+                run.s->forward(std::span<const int32_t>(&run.tok, 1), false, run.out);
+                run.tok = argmax(run.out);
+            }
+            if (last && run.rec) run.rec->flush();
+            run.sec += std::chrono::duration<double>(Clock::now() - t0).count();
+            run.cpuSec += processCpuSeconds() - c0;
+        };
+        const auto finish = [&](Run& run) {
+            best[run.k] = std::min(best[run.k], run.sec);
+            times[run.k].push_back(run.sec);
+            bestCpu[run.k] = std::min(bestCpu[run.k], run.cpuSec);
+            traceBytes[run.k] = run.trace.bytes() * uint64_t(decode) / uint64_t(decode + 1);
+        };
         for (int r = 0; r < reps; ++r) {
-            // Each round runs every configuration once, starting at a different one, so that no configuration
-            // always follows the same neighbour.
+            // Each round starts at a different configuration, so that no configuration always follows the same
+            // neighbour.
+            std::vector<size_t> order;
             for (size_t step = 0; step < configs.size(); ++step) {
                 const size_t k = (step + size_t(r)) % configs.size();
-                const std::string& name = configs[k];
-                if (name == "full" && ctx > fullMax) continue;
-                InferenceSession s(base); // same caches, capture off until installed below
-                Trace trace;
-                trace.setOrigin(ctx);
-                NullHook nullHook;
-                std::unique_ptr<TraceRecorder> rec;
-                if (name == "ask-nothing")
-                    s.setCaptureHook(&nullHook);
-                else if (name.rfind("k:", 0) == 0) {
-                    CapturePolicy p = CapturePolicy::fromName("standard", c);
-                    for (const auto& kc : kindConfigs)
-                        if (kc.first == name) p.setKinds(kc.second);
-                    rec = std::make_unique<TraceRecorder>(*model, p, trace, &pool);
-                    s.setCaptureHook(rec.get());
-                } else if (name != "off" && name != "off-again") {
-                    // "<preset>@head": the preset with the lens rows computed in the output head's pass.
-                    const size_t at = name.find("@head");
-                    rec = std::make_unique<TraceRecorder>(*model, CapturePolicy::fromName(name.substr(0, at), c), trace,
-                                                          &pool);
-                    if (at != std::string::npos)
-                        rec->setLensBatching({.mode = TraceRecorder::LensBatching::Mode::WithHead});
-                    s.setCaptureHook(rec.get());
-                }
-                if (rec && lensHoldSteps > 0 && name.find("@head") == std::string::npos)
-                    rec->setLensBatching({.maxSteps = lensHoldSteps,
-                                          .maxHold = std::chrono::hours(1),
-                                          .slowCall = std::chrono::hours(1)});
-                int32_t tok = first;
-                std::vector<float> out;
-                // One untimed token and its lens: one-time costs of a recorder (o_proj Gram matrices, the packed
-                // output head of a batched lens, first allocations).
-                s.forward(std::span<const int32_t>(&tok, 1), false, out);
-                tok = argmax(out);
-                if (rec) rec->flush();
-                if (listRuns) std::fprintf(stderr, "run: context %lld round %d %s\n", (long long)ctx, r, name.c_str());
-                sage_bench_decode_begin(name.c_str());
-                const auto t0 = Clock::now();
-                const double c0 = processCpuSeconds();
-                for (int d = 0; d < decode; ++d) {
-                    s.forward(std::span<const int32_t>(&tok, 1), false, out);
-                    tok = argmax(out);
-                }
-                if (rec) rec->flush(); // the steps still held for their batched lens count too
-                const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
-                sage_bench_decode_end(name.c_str());
-                best[k] = std::min(best[k], sec);
-                times[k].push_back(sec);
-                bestCpu[k] = std::min(bestCpu[k], processCpuSeconds() - c0);
-                traceBytes[k] = trace.bytes() * uint64_t(decode) / uint64_t(decode + 1);
+                if (!(configs[k] == "full" && ctx > fullMax)) order.push_back(k);
             }
+            if (turns <= 0) {
+                // Every configuration decodes all its tokens in one go.
+                for (size_t k : order) {
+                    Run run;
+                    start(run, k);
+                    if (listRuns)
+                        std::fprintf(stderr, "run: context %lld round %d %s\n", (long long)ctx, r, configs[k].c_str());
+                    sage_bench_decode_begin(configs[k].c_str());
+                    decodeTimed(run, decode, true);
+                    sage_bench_decode_end(configs[k].c_str());
+                    finish(run);
+                }
+                continue;
+            }
+            // --turns N: every configuration's session is live at once, and they take turns of N tokens (the
+            // first turn rotating), so that a slow phase of the machine falls on all of them alike.
+            std::vector<Run> runs(order.size());
+            for (size_t i = 0; i < order.size(); ++i) start(runs[i], order[i]);
+            int done = 0;
+            for (int turn = 0; done < decode; ++turn) {
+                const int tokens = std::min(turns, decode - done);
+                done += tokens;
+                for (size_t i = 0; i < runs.size(); ++i)
+                    decodeTimed(runs[(i + size_t(turn)) % runs.size()], tokens, done == decode);
+            }
+            for (Run& run : runs) finish(run);
         }
         if (!json)
             std::printf("context %lld (prefill %.2f s, capture off); time vs off: best against best, and the median "

@@ -226,7 +226,17 @@ uint32_t TraceRecorder::askLayer(int64_t loop, int64_t layer)
     const int64_t H = c.numAttentionHeads, E = c.numExperts, K = c.numExpertsPerTok;
     const int64_t S = loop == 1 ? 1 : 2, k = m_policy.attentionTopK();
     const auto& full = m_plan->full;
-    if (kinds & StreamStats) gram(layer); // here, before the attention workers read m_gram
+    if (kinds & StreamStats) {
+        // Here, before the attention workers read m_gram. The layer's Gram matrices ([H, hd, hd]) have usually
+        // left the caches since the last token (the model's weights stream through them): ask for them now, so
+        // that they arrive while the layer's attention runs instead of stalling observeStreams. Only while they
+        // are small next to a core's cache (32 KiB on the bundled model, 4 MiB on the 40B shape).
+        constexpr int64_t kPrefetchMaxFloats = 64 * 1024;
+        const float* g = gram(layer);
+        const int64_t floats = H * c.headDim * c.headDim;
+        if (floats <= kPrefetchMaxFloats)
+            for (int64_t f = 0; f < floats; f += 16) __builtin_prefetch(g + f, 0, 2); // one 64-byte line each
+    }
     for (auto& step : m_pending) {
         LayerRecord& r = step->layers.emplace_back();
         r.loop = int16_t(loop);

@@ -11,7 +11,7 @@
 // standard, full (full only up to --full-max-context, since it keeps O(T^2) rows).
 // Usage: sage-bench-capture [--model DIR] [--threads N] [--contexts 256,1024,4096] [--decode N] [--reps N]
 //                           [--full-max-context N] [--workdir DIR] [--json] [--by-kind] [--configs a,b]
-//                           [--turns N] [--list-runs] [--lens-hold-steps N]
+//                           [--turns N] [--hook-timing] [--list-runs] [--lens-hold-steps N]
 //        sage-bench-capture --estimate   (bytes per token of each preset for the bundled and the 40B shape)
 // --configs runs only the named configurations besides "off" (e.g. --configs standard for a profile);
 // "<preset>@head" (only through --configs) is the preset with its lens rows computed in the output head's
@@ -21,6 +21,9 @@
 // (rotating who goes first), summing each one's time over its turns: on a shared machine whose speed changes
 // over tens of milliseconds this pairs the configurations far more closely than one run after another (the
 // caches are then shared by all sessions, as on a machine running more than one thing).
+// --hook-timing times every method of each recorder inside the decode (TimingHook, below) and prints, per
+// configuration, the time per token spent in the recorder and its share of that configuration's own decode time.
+// The session's own capture work (the lens row in the head's product, copies of kept rows) is not in it.
 // --lens-hold-steps N makes a recorder that batches its lens hold N steps whatever the time per step (under
 // callgrind every step is slow and would otherwise not be held).
 #include "engine/model/RandomCheckpoint.h"
@@ -35,6 +38,8 @@
 #include "engine/runtime/InferenceSession.h"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -45,6 +50,10 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
 
 using namespace sage;
 using Clock = std::chrono::steady_clock;
@@ -84,6 +93,139 @@ public:
     void observeLens(int64_t, int64_t, int64_t, int64_t, const float*, const float*) override {}
     void observeLensInput(int64_t, int64_t, const float*) override {}
     void observeLogits(const float*) override {}
+};
+
+// --hook-timing: forwards every call to the recorder and adds up the time spent in each method, read with the
+// processor's time-stamp counter where there is one (a few nanoseconds per reading, so the measured time includes
+// about one reading per call). The time inside the hook is measured in the same run as the decode it is part of,
+// so its share of the decode does not depend on how fast the machine happens to be at the moment.
+class TimingHook : public CaptureHook
+{
+public:
+    enum Method {
+        BeginForward,
+        EndForward,
+        AskLayer,
+        AskHead,
+        ObserveAttention,
+        ObserveStreams,
+        ObserveGates,
+        ObserveRouter,
+        ObserveResidual,
+        ObserveLens,
+        ObserveLensInput,
+        ObserveLogits,
+        kMethods
+    };
+    static constexpr const char* kNames[kMethods] = {
+        "beginForward", "endForward",    "askLayer",        "askHead",     "observeAttention", "observeStreams",
+        "observeGates", "observeRouter", "observeResidual", "observeLens", "observeLensInput", "observeLogits"};
+
+    explicit TimingHook(CaptureHook& inner) : m_inner(inner) {}
+    // Ticks and calls per method so far (ticks: ticksPerSecond() of them make a second).
+    uint64_t ticks(int m) const { return m_ticks[m].load(std::memory_order_relaxed); }
+    uint64_t calls(int m) const { return m_calls[m].load(std::memory_order_relaxed); }
+
+    static uint64_t now()
+    {
+#if defined(__x86_64__) || defined(__i386__)
+        return __rdtsc();
+#else
+        return uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
+#endif
+    }
+    // The counter's rate, measured once against the steady clock over 50 ms.
+    static double ticksPerSecond()
+    {
+        static const double rate = [] {
+            const auto t0 = Clock::now();
+            const uint64_t c0 = now();
+            while (Clock::now() - t0 < std::chrono::milliseconds(50)) {
+            }
+            const uint64_t c1 = now();
+            return double(c1 - c0) / std::chrono::duration<double>(Clock::now() - t0).count();
+        }();
+        return rate;
+    }
+
+    uint32_t beginForward(int64_t p0, std::span<const int32_t> tokens, int64_t loops) override
+    {
+        Timed t(*this, BeginForward);
+        return m_inner.beginForward(p0, tokens, loops);
+    }
+    void endForward(bool ok) override
+    {
+        Timed t(*this, EndForward);
+        m_inner.endForward(ok);
+    }
+    uint32_t askLayer(int64_t loop, int64_t layer) override
+    {
+        Timed t(*this, AskLayer);
+        return m_inner.askLayer(loop, layer);
+    }
+    uint32_t askHead(int64_t loop, int64_t layer, int64_t head) override
+    {
+        Timed t(*this, AskHead);
+        return m_inner.askHead(loop, layer, head);
+    }
+    void observeAttention(int64_t loop, int64_t layer, int64_t head, AttentionStream stream, int64_t i,
+                          const float* probs, const float* scores, int64_t firstKey, int64_t count) override
+    {
+        Timed t(*this, ObserveAttention);
+        m_inner.observeAttention(loop, layer, head, stream, i, probs, scores, firstKey, count);
+    }
+    void observeStreams(int64_t loop, int64_t layer, int64_t head, int64_t i, const float* a, const float* b,
+                        float g) override
+    {
+        Timed t(*this, ObserveStreams);
+        m_inner.observeStreams(loop, layer, head, i, a, b, g);
+    }
+    void observeGates(int64_t loop, int64_t layer, const float* gates) override
+    {
+        Timed t(*this, ObserveGates);
+        m_inner.observeGates(loop, layer, gates);
+    }
+    void observeRouter(int64_t loop, int64_t layer, const float* probs, const int32_t* experts,
+                       const float* weights) override
+    {
+        Timed t(*this, ObserveRouter);
+        m_inner.observeRouter(loop, layer, probs, experts, weights);
+    }
+    void observeResidual(int64_t loop, int64_t layer, const float* hidden) override
+    {
+        Timed t(*this, ObserveResidual);
+        m_inner.observeResidual(loop, layer, hidden);
+    }
+    void observeLens(int64_t loop, int64_t layer, int64_t i0, int64_t rows, const float* lens,
+                     const float* final) override
+    {
+        Timed t(*this, ObserveLens);
+        m_inner.observeLens(loop, layer, i0, rows, lens, final);
+    }
+    void observeLensInput(int64_t loop, int64_t layer, const float* hidden) override
+    {
+        Timed t(*this, ObserveLensInput);
+        m_inner.observeLensInput(loop, layer, hidden);
+    }
+    void observeLogits(const float* logits) override
+    {
+        Timed t(*this, ObserveLogits);
+        m_inner.observeLogits(logits);
+    }
+
+private:
+    struct Timed {
+        TimingHook& h;
+        int m;
+        uint64_t t0 = now();
+        ~Timed()
+        {
+            h.m_ticks[m].fetch_add(now() - t0, std::memory_order_relaxed);
+            h.m_calls[m].fetch_add(1, std::memory_order_relaxed);
+        }
+    };
+    CaptureHook& m_inner;
+    std::array<std::atomic<uint64_t>, kMethods> m_ticks{}, m_calls{};
 };
 
 nlohmann::json bundledShape()
@@ -194,6 +336,7 @@ int run(int argc, char** argv)
     int64_t fullMax = 1024;
     std::vector<int64_t> contexts = {256, 1024, 4096};
     bool json = false, byKind = false, listRuns = false;
+    bool hookTiming = false;       // --hook-timing: time the recorder's methods inside the decode
     int turns = 0;                 // --turns N: configurations take turns of N tokens (0: one run each)
     int64_t lensHoldSteps = 0;     // --lens-hold-steps: hold this many steps whatever the timing (callgrind runs)
     std::vector<std::string> only; // --configs: run just these (and "off", the reference)
@@ -221,6 +364,8 @@ int run(int argc, char** argv)
             byKind = true;
         else if (a == "--list-runs")
             listRuns = true;
+        else if (a == "--hook-timing")
+            hookTiming = true;
         else if (a == "--turns")
             turns = std::stoi(next());
         else if (a == "--lens-hold-steps")
@@ -293,6 +438,10 @@ int run(int argc, char** argv)
         const int32_t first = argmax(logits);
 
         std::vector<double> best(configs.size(), 1e30), bestCpu(configs.size(), 1e30);
+        // --hook-timing: per configuration, the hook's ticks and calls per method over all rounds, and the
+        // decode time of those rounds.
+        std::vector<std::array<uint64_t, TimingHook::kMethods>> hookTicks(configs.size()), hookCalls(configs.size());
+        std::vector<double> hookDecodeSec(configs.size(), 0.0);
         std::vector<std::vector<double>> times(configs.size()); // [config][round] seconds
         std::vector<uint64_t> traceBytes(configs.size(), 0);
         // One configuration's decode from a copy of the prefilled session.
@@ -302,6 +451,9 @@ int run(int argc, char** argv)
             Trace trace;
             NullHook nullHook;
             std::unique_ptr<TraceRecorder> rec;
+            std::unique_ptr<TimingHook> timing;              // --hook-timing
+            std::array<uint64_t, TimingHook::kMethods> t0{}; // its counts after the untimed first token
+            std::array<uint64_t, TimingHook::kMethods> c0{};
             int32_t tok = 0;
             std::vector<float> out;
             double sec = 0, cpuSec = 0;
@@ -327,7 +479,12 @@ int run(int argc, char** argv)
                     run.rec->setLensBatching({.mode = TraceRecorder::LensBatching::Mode::WithHead});
             }
             if (run.rec) {
-                run.s->setCaptureHook(run.rec.get());
+                if (hookTiming) {
+                    run.timing = std::make_unique<TimingHook>(*run.rec);
+                    run.s->setCaptureHook(run.timing.get());
+                } else {
+                    run.s->setCaptureHook(run.rec.get());
+                }
                 if (lensHoldSteps > 0 && name.find("@head") == std::string::npos)
                     run.rec->setLensBatching({.maxSteps = lensHoldSteps,
                                               .maxHold = std::chrono::hours(1),
@@ -339,6 +496,11 @@ int run(int argc, char** argv)
             run.s->forward(std::span<const int32_t>(&run.tok, 1), false, run.out);
             run.tok = argmax(run.out);
             if (run.rec) run.rec->flush();
+            if (run.timing)
+                for (int m = 0; m < TimingHook::kMethods; ++m) {
+                    run.t0[size_t(m)] = run.timing->ticks(m);
+                    run.c0[size_t(m)] = run.timing->calls(m);
+                }
         };
         // Decodes `tokens` timed tokens (and with `last`, flushes the steps still held for their batched lens,
         // which count too).
@@ -358,6 +520,13 @@ int run(int argc, char** argv)
             times[run.k].push_back(run.sec);
             bestCpu[run.k] = std::min(bestCpu[run.k], run.cpuSec);
             traceBytes[run.k] = run.trace.bytes() * uint64_t(decode) / uint64_t(decode + 1);
+            if (run.timing) {
+                for (int m = 0; m < TimingHook::kMethods; ++m) {
+                    hookTicks[run.k][size_t(m)] += run.timing->ticks(m) - run.t0[size_t(m)];
+                    hookCalls[run.k][size_t(m)] += run.timing->calls(m) - run.c0[size_t(m)];
+                }
+                hookDecodeSec[run.k] += run.sec;
+            }
         };
         for (int r = 0; r < reps; ++r) {
             // Each round starts at a different configuration, so that no configuration always follows the same
@@ -425,6 +594,35 @@ int run(int argc, char** argv)
                                {"cpu_time_vs_off", bestCpu[k] / bestCpu[0] - 1.0},
                                {"off_tokens_per_s", off},
                                {"trace_bytes_per_token", bytesPerTok}});
+            if (hookDecodeSec[k] > 0) {
+                // The hook's own time against the decode time of the same runs (the recorder's methods on every
+                // thread; with several threads, observeAttention and observeStreams run on the workers at once).
+                const double rate = TimingHook::ticksPerSecond();
+                const double tokens = double(decode) * double(times[k].size());
+                double total = 0;
+                nlohmann::json methods = nlohmann::json::object();
+                for (int m = 0; m < TimingHook::kMethods; ++m) {
+                    const double sec = double(hookTicks[k][size_t(m)]) / rate;
+                    total += sec;
+                    if (hookCalls[k][size_t(m)] > 0)
+                        methods[TimingHook::kNames[m]] = {{"calls_per_token", double(hookCalls[k][size_t(m)]) / tokens},
+                                                          {"us_per_token", 1e6 * sec / tokens}};
+                }
+                results.back()["hook_share_of_decode"] = total / hookDecodeSec[k];
+                results.back()["hook_methods"] = methods;
+                if (!json) {
+                    std::printf("    %s: recorder methods %.1f us per token, %.1f%% of its decode time\n",
+                                configs[k].c_str(), 1e6 * total / tokens, 100.0 * total / hookDecodeSec[k]);
+                    for (int m = 0; m < TimingHook::kMethods; ++m)
+                        if (hookCalls[k][size_t(m)] > 0) {
+                            const double sec = double(hookTicks[k][size_t(m)]) / rate;
+                            std::printf("      %-18s %6.1f calls/token %8.1f ns/call %7.2f us/token %5.2f%%\n",
+                                        TimingHook::kNames[m], double(hookCalls[k][size_t(m)]) / tokens,
+                                        1e9 * sec / double(hookCalls[k][size_t(m)]), 1e6 * sec / tokens,
+                                        100.0 * sec / hookDecodeSec[k]);
+                        }
+                }
+            }
         }
     }
     if (json) std::cout << results.dump(2) << "\n";

@@ -631,6 +631,9 @@ private slots:
                 ++reads;
             }
         });
+        // Generation starts only once the reader runs: a short generation could otherwise end before the reader
+        // thread is first scheduled.
+        while (reads.load() == 0) std::this_thread::yield();
         InferenceSession session(*model, pool);
         GenerationRequest req;
         req.prompt.assign(g.tokens.begin(), g.tokens.begin() + 6);

@@ -226,7 +226,7 @@ uint32_t TraceRecorder::askLayer(int64_t loop, int64_t layer)
     const int64_t H = c.numAttentionHeads, E = c.numExperts, K = c.numExpertsPerTok;
     const int64_t S = loop == 1 ? 1 : 2, k = m_policy.attentionTopK();
     const auto& full = m_plan->full;
-    if (kinds & StreamStats) {
+    if ((kinds & StreamStats) && loop > 1) { // the streams exist from loop 2 on
         // Here, before the attention workers read m_gram. The layer's Gram matrices ([H, hd, hd]) have usually
         // left the caches since the last token (the model's weights stream through them): ask for them now, so
         // that they arrive while the layer's attention runs instead of stalling observeStreams. Only while they

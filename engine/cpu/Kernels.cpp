@@ -408,7 +408,8 @@ void topK(const float* x, int64_t n, int k, int32_t* idx, float* val)
     // it reaches t0, the k-th largest entry itself where the ISA computes it (kthLargest), else a lower bound of
     // it: the k-th largest of the vector lanes' maxima (entries with distinct indices), or with fewer lanes than
     // k the smallest of k segment maxima. So few entries are inserted only to be pushed out again, and the
-    // insertions, whose branches a processor cannot predict, stay few.
+    // insertions, whose branches a processor cannot predict, stay few. Rows of at most kTopKShortMaxN entries go
+    // to the ISA's topKShort instead, which has no branch per entry.
     const IsaKernels& kern = kernelsFor(activeIsa());
     if (kern.topKShort && n >= 1 && n <= kTopKShortMaxN && k > 0) return kern.topKShort(x, n, k, idx, val);
     int have = 0;

@@ -20,7 +20,8 @@
 // --turns N keeps every configuration's session live at once and lets them take turns of N decoded tokens
 // (rotating who goes first), summing each one's time over its turns: on a shared machine whose speed changes
 // over tens of milliseconds this pairs the configurations far more closely than one run after another (the
-// caches are then shared by all sessions, as on a machine running more than one thing).
+// caches are then shared by all sessions, as on a machine running more than one thing). Its turns are not
+// marked for callgrind and not listed by --list-runs: use one run after another (no --turns) for those.
 // --hook-timing times every method of each recorder inside the decode (TimingHook, below) and prints, per
 // configuration, the time per token spent in the recorder and its share of that configuration's own decode time.
 // The session's own capture work (the lens row in the head's product, copies of kept rows) is not in it.

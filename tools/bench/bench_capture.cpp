@@ -11,11 +11,17 @@
 // standard, full (full only up to --full-max-context, since it keeps O(T^2) rows).
 // Usage: sage-bench-capture [--model DIR] [--threads N] [--contexts 256,1024,4096] [--decode N] [--reps N]
 //                           [--full-max-context N] [--workdir DIR] [--json] [--by-kind] [--configs a,b]
-//                           [--turns N] [--hook-timing] [--list-runs] [--lens-hold-steps N]
+//                           [--turns N] [--hook-timing] [--list-runs] [--lens-hold-steps N] [--sampler]
 //        sage-bench-capture --estimate   (bytes per token of each preset for the bundled and the 40B shape)
 // --configs runs only the named configurations besides "off" (e.g. --configs standard for a profile);
 // "<preset>@head" (only through --configs) is the preset with its lens rows computed in the output head's
-// matrix-vector pass (TraceRecorder's WithHead mode) whatever the model's size.
+// matrix-vector pass (TraceRecorder's WithHead mode) whatever the model's size; "<preset>@batched" the same
+// with the lens computed in batches (Batched mode).
+// --by-kind adds one configuration per capture kind ("k:attention", "k:gates", ...: the standard preset
+// reduced to that kind), and "k:attention-topk", the attention summaries without any full rows.
+// --sampler chooses each next token as generate() does (Sampler::sample with greedy settings, sage-cli's
+// default, its summary handed to the recorder as captureGenerate does) instead of by argmax, so that the
+// decode timed is the product's generation loop.
 // --list-runs prints each timed run on stderr as it starts (to match callgrind's dumps, above main).
 // --turns N keeps every configuration's session live at once and lets them take turns of N decoded tokens
 // (rotating who goes first), summing each one's time over its turns: on a shared machine whose speed changes
@@ -37,6 +43,7 @@
 #include "engine/cpu/ThreadPool.h"
 #include "engine/model/Model.h"
 #include "engine/runtime/InferenceSession.h"
+#include "engine/runtime/Sampler.h"
 
 #include <algorithm>
 #include <array>
@@ -135,6 +142,11 @@ public:
         return uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
 #endif
     }
+    // Ticks that one timed call of an empty method reads inside its own window (two counter readings and two
+    // virtual calls), measured once: the minimum mean over 20 batches of 20000 calls to a hook that does nothing.
+    // The report subtracts it per call, so that methods called often (96 attention rows a token) are not
+    // charged for the measurement itself.
+    static double emptyCallTicks();
     // The counter's rate, measured once against the steady clock over 50 ms.
     static double ticksPerSecond()
     {
@@ -228,6 +240,24 @@ private:
     CaptureHook& m_inner;
     std::array<std::atomic<uint64_t>, kMethods> m_ticks{}, m_calls{};
 };
+
+double TimingHook::emptyCallTicks()
+{
+    static const double ticks = [] {
+        NullHook null;
+        TimingHook timed(null);
+        CaptureHook* hook = &timed; // through the base, as the session calls it
+        double best = 1e30;
+        for (int batch = 0; batch < 20; ++batch) {
+            const uint64_t t0 = timed.ticks(AskHead);
+            constexpr int kCalls = 20000;
+            for (int c = 0; c < kCalls; ++c) hook->askHead(1, 0, c & 7);
+            best = std::min(best, double(timed.ticks(AskHead) - t0) / kCalls);
+        }
+        return best;
+    }();
+    return ticks;
+}
 
 nlohmann::json bundledShape()
 {
@@ -339,6 +369,7 @@ int run(int argc, char** argv)
     bool json = false, byKind = false, listRuns = false;
     bool hookTiming = false;       // --hook-timing: time the recorder's methods inside the decode
     int turns = 0;                 // --turns N: configurations take turns of N tokens (0: one run each)
+    bool sampler = false;          // --sampler: choose tokens as generate() does (Sampler::sample), not by argmax
     int64_t lensHoldSteps = 0;     // --lens-hold-steps: hold this many steps whatever the timing (callgrind runs)
     std::vector<std::string> only; // --configs: run just these (and "off", the reference)
     for (int i = 1; i < argc; ++i) {
@@ -367,6 +398,8 @@ int run(int argc, char** argv)
             listRuns = true;
         else if (a == "--hook-timing")
             hookTiming = true;
+        else if (a == "--sampler")
+            sampler = true;
         else if (a == "--turns")
             turns = std::stoi(next());
         else if (a == "--lens-hold-steps")
@@ -415,18 +448,21 @@ int run(int argc, char** argv)
         {"k:attention", CaptureKind::Attention},   {"k:gates", CaptureKind::Gates},
         {"k:streams", CaptureKind::StreamStats},   {"k:router-p", CaptureKind::RouterProbs},
         {"k:router-c", CaptureKind::RouterChoice}, {"k:residual", CaptureKind::Residual},
-        {"k:lens", CaptureKind::LogitLens}};
+        {"k:lens", CaptureKind::LogitLens},        {"k:attention-topk", CaptureKind::Attention}};
     if (byKind)
         for (const auto& kc : kindConfigs) configs.insert(configs.end() - 1, kc.first);
     if (!only.empty()) {
         std::erase_if(configs, [&](const std::string& name) {
             return name != "off" && std::find(only.begin(), only.end(), name) == only.end();
         });
-        // Named variants outside the default list ("standard@head"), before a second capture-off run.
+        // Named variants outside the default list ("standard@head", "k:lens" without --by-kind), before a second
+        // capture-off run.
         const auto tail = std::find(configs.begin(), configs.end(), std::string("off-again"));
         const ptrdiff_t at = tail - configs.begin();
         for (const std::string& name : only)
-            if (name.find("@head") != std::string::npos) configs.insert(configs.begin() + at, name);
+            if (std::find(configs.begin(), configs.end(), name) == configs.end() &&
+                (name.find('@') != std::string::npos || name.rfind("k:", 0) == 0))
+                configs.insert(configs.begin() + at, name);
     }
     nlohmann::json results = nlohmann::json::array();
     for (int64_t ctx : contexts) {
@@ -453,6 +489,7 @@ int run(int argc, char** argv)
             NullHook nullHook;
             std::unique_ptr<TraceRecorder> rec;
             std::unique_ptr<TimingHook> timing;              // --hook-timing
+            Sampler sampler{SamplingParams{}};               // --sampler: greedy (sage-cli's default)
             std::array<uint64_t, TimingHook::kMethods> t0{}; // its counts after the untimed first token
             std::array<uint64_t, TimingHook::kMethods> c0{};
             int32_t tok = 0;
@@ -470,14 +507,17 @@ int run(int argc, char** argv)
                 CapturePolicy p = CapturePolicy::fromName("standard", c);
                 for (const auto& kc : kindConfigs)
                     if (kc.first == name) p.setKinds(kc.second);
+                if (name == "k:attention-topk") p.setFullHeads({}); // the summaries alone, no full rows
                 run.rec = std::make_unique<TraceRecorder>(*model, p, run.trace, &pool);
             } else if (name != "off" && name != "off-again") {
-                // "<preset>@head": the preset with the lens rows computed in the output head's pass.
-                const size_t at = name.find("@head");
+                // "<preset>@head" / "<preset>@batched": the preset with its lens in the head's pass / in batches.
+                const size_t at = std::min(name.find("@head"), name.find("@batched"));
                 run.rec = std::make_unique<TraceRecorder>(*model, CapturePolicy::fromName(name.substr(0, at), c),
                                                           run.trace, &pool);
-                if (at != std::string::npos)
+                if (name.find("@head") != std::string::npos)
                     run.rec->setLensBatching({.mode = TraceRecorder::LensBatching::Mode::WithHead});
+                if (name.find("@batched") != std::string::npos)
+                    run.rec->setLensBatching({.mode = TraceRecorder::LensBatching::Mode::Batched});
             }
             if (run.rec) {
                 if (hookTiming) {
@@ -510,7 +550,14 @@ int run(int argc, char** argv)
             const double c0 = processCpuSeconds();
             for (int d = 0; d < tokens; ++d) {
                 run.s->forward(std::span<const int32_t>(&run.tok, 1), false, run.out);
-                run.tok = argmax(run.out);
+                if (sampler) {
+                    // As generate() and captureGenerate() do: the choice with its summary, handed to the recorder.
+                    const TokenChoice choice = run.sampler.sample(run.out, run.s->tokens(), 5);
+                    run.tok = choice.token;
+                    if (run.rec) run.rec->setNextChoice(choice);
+                } else {
+                    run.tok = argmax(run.out);
+                }
             }
             if (last && run.rec) run.rec->flush();
             run.sec += std::chrono::duration<double>(Clock::now() - t0).count();
@@ -598,25 +645,33 @@ int run(int argc, char** argv)
             if (hookDecodeSec[k] > 0) {
                 // The hook's own time against the decode time of the same runs (the recorder's methods on every
                 // thread; with several threads, observeAttention and observeStreams run on the workers at once).
-                const double rate = TimingHook::ticksPerSecond();
+                const double rate = TimingHook::ticksPerSecond(), empty = TimingHook::emptyCallTicks();
                 const double tokens = double(decode) * double(times[k].size());
+                // A method's time less the counter's own share of it (at least zero).
+                const auto methodSec = [&](int m) {
+                    const double calls = double(hookCalls[k][size_t(m)]);
+                    return std::max(0.0, double(hookTicks[k][size_t(m)]) - calls * empty) / rate;
+                };
                 double total = 0;
                 nlohmann::json methods = nlohmann::json::object();
                 for (int m = 0; m < TimingHook::kMethods; ++m) {
-                    const double sec = double(hookTicks[k][size_t(m)]) / rate;
+                    const double sec = methodSec(m);
                     total += sec;
                     if (hookCalls[k][size_t(m)] > 0)
                         methods[TimingHook::kNames[m]] = {{"calls_per_token", double(hookCalls[k][size_t(m)]) / tokens},
                                                           {"us_per_token", 1e6 * sec / tokens}};
                 }
                 results.back()["hook_share_of_decode"] = total / hookDecodeSec[k];
+                results.back()["hook_empty_call_ns"] = 1e9 * empty / rate;
                 results.back()["hook_methods"] = methods;
                 if (!json) {
-                    std::printf("    %s: recorder methods %.1f us per token, %.1f%% of its decode time\n",
-                                configs[k].c_str(), 1e6 * total / tokens, 100.0 * total / hookDecodeSec[k]);
+                    std::printf("    %s: recorder methods %.1f us per token, %.1f%% of its decode time (less %.1f ns "
+                                "per call for the timing itself)\n",
+                                configs[k].c_str(), 1e6 * total / tokens, 100.0 * total / hookDecodeSec[k],
+                                1e9 * empty / rate);
                     for (int m = 0; m < TimingHook::kMethods; ++m)
                         if (hookCalls[k][size_t(m)] > 0) {
-                            const double sec = double(hookTicks[k][size_t(m)]) / rate;
+                            const double sec = methodSec(m);
                             std::printf("      %-18s %6.1f calls/token %8.1f ns/call %7.2f us/token %5.2f%%\n",
                                         TimingHook::kNames[m], double(hookCalls[k][size_t(m)]) / tokens,
                                         1e9 * sec / double(hookCalls[k][size_t(m)]), 1e6 * sec / tokens,

@@ -510,14 +510,7 @@ void topKShort(const float* x, int64_t n, int k, int32_t* idx, float* val)
             (uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rank[0], want)))) |
              (uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rank[1], want)))) << 8)) &
             valid;
-        if (at) {
-            const int l = std::countr_zero(at);
-            idx[r] = l;
-            val[r] = x[l];
-        } else { // fewer than k entries that are not NaN
-            idx[r] = -1;
-            val[r] = 0.0f;
-        }
+        pickRank(at, x, r, idx, val);
     }
 }
 

@@ -512,14 +512,7 @@ void topKShort(const float* x, int64_t n, int k, int32_t* idx, float* val)
     const __mmask16 valid = _mm512_mask_cmp_ps_mask(in, v, v, _CMP_ORD_Q);
     for (int r = 0; r < k; ++r) {
         const uint32_t at = _mm512_mask_cmpeq_epi32_mask(valid, rank, _mm512_set1_epi32(r));
-        if (at) {
-            const int l = std::countr_zero(at);
-            idx[r] = l;
-            val[r] = x[l];
-        } else { // fewer than k entries that are not NaN
-            idx[r] = -1;
-            val[r] = 0.0f;
-        }
+        pickRank(at, x, r, idx, val);
     }
 }
 

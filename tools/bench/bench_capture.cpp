@@ -481,6 +481,7 @@ int run(int argc, char** argv)
         std::vector<double> hookDecodeSec(configs.size(), 0.0);
         std::vector<std::vector<double>> times(configs.size()); // [config][round] seconds
         std::vector<uint64_t> traceBytes(configs.size(), 0);
+        std::vector<std::string> lensModes(configs.size(), "-"); // the recorder's lens mode in effect
         // One configuration's decode from a copy of the prefilled session.
         struct Run {
             size_t k = 0;
@@ -531,6 +532,7 @@ int run(int argc, char** argv)
                                               .maxHold = std::chrono::hours(1),
                                               .slowCall = std::chrono::hours(1)});
             }
+            if (run.rec) lensModes[k] = run.rec->batchesLens() ? "batched" : "with-head";
             // One untimed token and its lens: one-time costs of a recorder (o_proj Gram matrices, the packed
             // output head of a batched lens, first allocations).
             run.tok = first;
@@ -628,11 +630,12 @@ int run(int argc, char** argv)
                                                     : 0.5 * (ratios[ratios.size() / 2 - 1] + ratios[ratios.size() / 2]);
             if (!json)
                 std::printf("  %-12s %9.1f tok/s  best %+6.1f%%  median %+6.1f%% (%+.1f..%+.1f)  CPU %+6.1f%%  trace "
-                            "%8.0f B/token\n",
+                            "%8.0f B/token  lens %s\n",
                             configs[k].c_str(), tps, 100.0 * (best[k] / best[0] - 1.0), 100.0 * median,
                             100.0 * ratios.front(), 100.0 * ratios.back(), 100.0 * (bestCpu[k] / bestCpu[0] - 1.0),
-                            bytesPerTok);
+                            bytesPerTok, lensModes[k].c_str());
             results.push_back({{"context", ctx},
+                               {"lens_mode", lensModes[k]},
                                {"config", configs[k]},
                                {"decode_tokens_per_s", tps},
                                {"time_vs_off", best[k] / best[0] - 1.0},

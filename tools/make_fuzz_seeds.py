@@ -100,6 +100,12 @@ def main():
 
     put("sentencepiece", "test_tokenizer", read(os.path.join(TOKDATA, "tokenizer.model")))
 
+    # Capture selections: loops, layers, heads, streams, full heads, top-k, full-row key limit (one per line).
+    put("capture_selection", "empty", "\n\n\n\n\n-1\n-1\n")
+    put("capture_selection", "narrow", "2\n0,2-5,79\n1-3\nlocal\n2:3,5:1\n8\n512\n")
+    put("capture_selection", "all", "all\nall\n0-39\nboth\nall\n0\n0\n")
+    put("capture_selection", "bad", "1\n3-1\nx\nlocal\n0-1\n99\n-5\n")
+
     if args.cli:
         with tempfile.TemporaryDirectory() as tmp:
             for policy, tokens, new in (("summary", "1,5,9", 2), ("standard", "1,7", 1)):

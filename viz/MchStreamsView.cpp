@@ -60,6 +60,12 @@ MchStreamsView::MchStreamsView(QWidget* parent)
     m_placeholder->setWordWrap(true);
     layout->addWidget(m_placeholder, 1);
 
+    m_notCaptured = new QLabel(this);
+    m_notCaptured->setObjectName("mchNotCaptured");
+    m_notCaptured->setWordWrap(true);
+    m_notCaptured->hide();
+    layout->addWidget(m_notCaptured);
+
     auto* splitter = new QSplitter(Qt::Vertical, this);
     m_content = splitter;
     m_gateChart = makeChart(tr("Gate g per head (1 = global stream, 0 = local stream)"), tr("g"));
@@ -180,6 +186,49 @@ void MchStreamsView::setLoopLayer(int loop, int layer)
     m_divergenceRows = 0; // other values: rescan
     m_divergenceTop = 0.1;
     updateRanges();
+    updateCapturedState();
+}
+
+bool MchStreamsView::isCaptured(int loop, int layer) const
+{
+    if (!m_feed || m_feed->stepCount() == 0) return true;
+    const LayerRecord* r = m_feed->step(0).layer(loop, layer);
+    return r && !r->gate.empty();
+}
+
+void MchStreamsView::checkCapturedLayers()
+{
+    if (m_layersChecked || !m_feed || m_feed->stepCount() == 0 || m_layerCombo->count() == 0) return;
+    m_layersChecked = true;
+    const int lp = loop();
+    int first = -1, firstDesignated = -1;
+    for (int l = 0; l < m_layerCombo->count(); ++l) {
+        const bool kept = isCaptured(lp, l);
+        m_layerCombo->setItemText(l, kept ? tr("Layer %1").arg(l) : tr("Layer %1 (not captured)").arg(l));
+        if (!kept) continue;
+        if (first < 0) first = l;
+        if (firstDesignated < 0)
+            for (const auto& [dl, dh] : m_designated)
+                if (dl == l) firstDesignated = l;
+    }
+    // Start on a captured layer (one with a designated head first) when the current one was left out.
+    if (!isCaptured(lp, layer()) && first >= 0) setLoopLayer(lp, firstDesignated >= 0 ? firstDesignated : first);
+}
+
+void MchStreamsView::updateCapturedState()
+{
+    const bool missing = !isCaptured(loop(), layer());
+    if (missing) {
+        const QString policy = m_feed ? QString::fromStdString(m_feed->info().policy) : QString();
+        m_notCaptured->setText(tr("Loop %1 · layer %2 was not captured by this run's policy (%3). Choose a captured "
+                                  "layer, or widen File > Preferences > Capture for the next run.")
+                                   .arg(loop())
+                                   .arg(layer())
+                                   .arg(policy));
+    }
+    m_notCaptured->setVisible(missing);
+    m_gateView->setVisible(!missing);
+    m_divergenceView->setVisible(!missing);
 }
 
 void MchStreamsView::rebuildSeries(Chart& c, MchSeriesModel* model)
@@ -242,6 +291,7 @@ void MchStreamsView::onTraceReset()
     rebuildSeries(m_divergenceChart, m_divergence);
     m_divergenceRows = 0;
     m_divergenceTop = 0.1;
+    m_layersChecked = false;
     if (looped) {
         // Start on a layer with a designated head: those are the ones to look at first.
         int layer = 0;
@@ -258,10 +308,13 @@ void MchStreamsView::onTraceReset()
     m_content->setVisible(looped);
     updateMarkers();
     updateRanges();
+    updateCapturedState();
 }
 
 void MchStreamsView::onStepsAppended()
 {
+    checkCapturedLayers();
+    updateCapturedState();
     updateRanges();
     updateMarkers();
     if (!m_feed || !m_feed->hasTrace()) {

@@ -53,6 +53,11 @@ public:
     QTableView* rankingTable() const { return m_table; }
     QChartView* gateChart() const { return m_gateView; }
     QChartView* divergenceChart() const { return m_divergenceView; }
+    // Whether the run's capture policy kept the streams of (loop, layer) (true while no step has arrived). A
+    // narrowed policy (docs/capture.md, "Policies") may leave layers out: the view then says so instead of
+    // drawing empty charts, and starts on a captured layer.
+    bool isCaptured(int loop, int layer) const;
+    QLabel* notCapturedLabel() const { return m_notCaptured; }
     // Head h's series in the gate / divergence chart (nullptr when out of range).
     QLineSeries* gateSeries(int head) const;
     QLineSeries* divergenceSeries(int head) const;
@@ -87,6 +92,10 @@ private:
     QComboBox* m_layerCombo;
     QLabel* m_summary;
     QLabel* m_placeholder;
+    QLabel* m_notCaptured = nullptr;
+    bool m_layersChecked = false; // the layer list was marked with what the first step holds
+    void checkCapturedLayers();
+    void updateCapturedState();
     QWidget* m_content;
     Chart m_gateChart;
     Chart m_divergenceChart;

@@ -63,6 +63,8 @@ Usage:
                     [--threads N] [--no-logits] --format json
   sage-cli capture  [--model DIR] (--prompt TEXT | --tokens 1,2,3) [--max-tokens N] [--temperature T]
                     [--top-k K] [--top-p P] [--seed S] [--policy summary|standard|full] [--budget BYTES]
+                    [--loops LIST] [--layers LIST] [--heads LIST] [--streams global|local|both]
+                    [--full-heads none|all|L:H,...] [--attention-top-k K] [--full-row-max-keys N]
                     [--threads N] [--format npy|json|csv] --out DIR|FILE.sagetrace
   sage-cli explain  [--model DIR] (--prompt TEXT | --tokens 1,2,3) [--max-tokens N] [--temperature T]
                     [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S] [--threads N]
@@ -80,6 +82,10 @@ standard) and writes the trace: npy = one NumPy array per kind/loop/layer plus m
 --policy full for exact attention maps and logits.npy); --budget defaults to the available memory, so a
 policy that cannot fit is refused before the run; json = DIR/trace.json; csv = DIR/steps.csv and
 DIR/routing.csv. An --out path ending in .sagetrace writes a session file instead (docs/session-format.md).
+The selection options narrow the policy: LIST is numbers and ranges (1,3-5); loops count from 1, layers and
+heads from 0; --full-heads names the (layer:head) pairs that keep full attention rows; --attention-top-k sets
+the entries kept per summarised row (0 to 64); --full-row-max-keys N keeps full rows up to N keys (0: any).
+Nothing outside the selection is computed; the trace's policy name records the selection.
 explain generates (default 32 tokens), runs the Inverse Reasoning sweep and writes the report (docs/ir.md);
 progress goes to stderr, Ctrl-C cancels.
 )";
@@ -366,6 +372,15 @@ int cmdCapture(const CliOptions& o)
     req.eosTokenIds = model->eosTokenIds();
 
     CapturePolicy policy = CapturePolicy::fromName(o.string("policy", "standard"), model->config());
+    CaptureSelection selection;
+    selection.loops = o.string("loops", "");
+    selection.layers = o.string("layers", "");
+    selection.heads = o.string("heads", "");
+    selection.streams = o.string("streams", "");
+    selection.fullHeads = o.string("full-heads", "");
+    selection.attentionTopK = int(o.integer("attention-top-k", -1, 0, kMaxAttentionTopK));
+    selection.fullRowMaxKeys = o.integer("full-row-max-keys", -1, 0, std::numeric_limits<int32_t>::max());
+    applySelection(policy, selection, model->config());
     uint64_t budget = uint64_t(o.integer("budget", 0, 0, std::numeric_limits<long long>::max()));
     std::string budgetSource;
     if (!o.has("budget")) {
@@ -518,8 +533,10 @@ int main(int argc, char** argv)
                                        {"no-logits", "skip-weight-check", "allow-low-memory"}));
         if (cmd == "capture")
             return cmdCapture(CliOptions(args,
-                                         {"model", "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p",
-                                          "seed", "threads", "policy", "budget", "format", "out"},
+                                         {"model",  "prompt",  "tokens",     "max-tokens",      "temperature",
+                                          "top-k",  "top-p",   "seed",       "threads",         "policy",
+                                          "budget", "format",  "out",        "loops",           "layers",
+                                          "heads",  "streams", "full-heads", "attention-top-k", "full-row-max-keys"},
                                          kLoadFlags));
         if (cmd == "explain") {
             std::vector<std::string> flags = kLoadFlags;

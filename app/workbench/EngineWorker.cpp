@@ -11,6 +11,7 @@
 #include "engine/cpu/ThreadPool.h"
 #include "engine/ir/InverseReasoning.h"
 #include "engine/ir/IrSessionStore.h"
+#include "engine/model/MemoryCheck.h"
 #include "engine/model/Model.h"
 #include "engine/runtime/Generator.h"
 #include "engine/runtime/InferenceSession.h"
@@ -212,8 +213,22 @@ void EngineWorker::generate(quint64 job, const GenerationJob& request)
         // only post notifications, so capture never waits for the GUI.
         std::shared_ptr<Trace> trace;
         std::unique_ptr<TraceRecorder> recorder;
+        std::string capturePolicyName = request.capturePolicy.toStdString();
         if (request.capturePolicy != QLatin1String("off") && !request.capturePolicy.isEmpty()) {
             CapturePolicy policy = CapturePolicy::fromName(request.capturePolicy.toStdString(), config);
+            try {
+                applySelection(policy, request.captureSelection, config);
+            } catch (const SageError& e) {
+                throw SageError(std::string("capture selection (Preferences > Capture): ") + e.what());
+            }
+            // As sage-cli capture: the trace must fit into the memory left after the weights, checked before the
+            // run rather than found out in the middle of it.
+            if (const auto avail = availableMemory()) {
+                const uint64_t weights = m_model->weightBytes();
+                policy.setMemoryBudget(std::max<uint64_t>(1, avail->bytes > weights ? avail->bytes - weights : 0));
+            }
+            policy.checkBudget(config, int64_t(req.prompt.size()) + req.maxNewTokens + 1);
+            capturePolicyName = policy.name();
             trace = std::make_shared<Trace>();
             recorder = std::make_unique<TraceRecorder>(*m_model, std::move(policy), *trace, m_pool.get());
             emit traceStarted(job, trace);
@@ -250,7 +265,7 @@ void EngineWorker::generate(quint64 job, const GenerationJob& request)
         m_last.maxNewTokens = req.maxNewTokens;
         m_last.steps = result.steps;
         m_last.stopReason = stopReasonName(result.reason);
-        m_last.policy = request.capturePolicy.toStdString();
+        m_last.policy = capturePolicyName;
         m_last.trace = trace;
 
         GenerationStats stats;

@@ -761,6 +761,7 @@ bool MainWindow::startGeneration()
     }
     job.settings = m_sampling->settings();
     job.capturePolicy = m_settings->capturePolicy();
+    job.captureSelection = m_settings->captureSelection();
     m_settings->setSampling(job.settings);
     launchGeneration(job);
     return true;
@@ -1128,6 +1129,7 @@ bool MainWindow::branchFrom(qint64 position, int token)
     // The branch continues for the rest of the original run's length.
     job.settings.maxTokens = std::max(1, m_document->stepCount() - generated - 1);
     job.capturePolicy = m_settings->capturePolicy();
+    job.captureSelection = m_settings->captureSelection();
     statusBar()->showMessage(tr("Branching at position %1 with token %2").arg(position).arg(token), 5000);
     launchGeneration(job);
     return true;

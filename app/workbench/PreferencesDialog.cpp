@@ -1,11 +1,17 @@
 #include "app/workbench/PreferencesDialog.h"
 
+#include "engine/core/SageError.h"
+#include "engine/model/ModelConfig.h"
+
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
 #include <QGroupBox>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
 #include <QSpinBox>
 #include <QThread>
 #include <QVBoxLayout>
@@ -41,7 +47,69 @@ PreferencesDialog::PreferencesDialog(const WorkbenchSettings& settings, QWidget*
     m_capture->setCurrentIndex(std::max(0, m_capture->findData(settings.capturePolicy())));
     m_capture->setToolTip(tr("What the trace of a run keeps; applies from the next generation. Attention maps "
                              "that were not kept are recomputed on demand."));
-    form->addRow(tr("Capture"), m_capture);
+
+    // The capture selection: narrows the policy (CaptureSelection, docs/capture.md). Nothing outside it is
+    // computed during the run.
+    const CaptureSelection sel = settings.captureSelection();
+    auto* captureBox = new QGroupBox(tr("Capture"), this);
+    auto* captureForm = new QFormLayout(captureBox);
+    captureForm->addRow(tr("Policy"), m_capture);
+    const auto indexField = [&](const char* name, const std::string& value, const QString& tip) {
+        auto* e = new QLineEdit(QString::fromStdString(value), captureBox);
+        e->setObjectName(name);
+        e->setPlaceholderText(tr("all"));
+        e->setClearButtonEnabled(true);
+        e->setToolTip(tip);
+        connect(e, &QLineEdit::textChanged, this, &PreferencesDialog::checkSelection);
+        return e;
+    };
+    m_loops = indexField("captureLoops", sel.loops,
+                         tr("Loops to capture, counted from 1: numbers and ranges, e.g. 2 or 1-2."));
+    captureForm->addRow(tr("Loops"), m_loops);
+    m_layers = indexField("captureLayers", sel.layers,
+                          tr("Layers to capture, counted from 0: numbers and ranges, e.g. 0,2-3."));
+    captureForm->addRow(tr("Layers"), m_layers);
+    m_heads = indexField("captureHeads", sel.heads,
+                         tr("Query heads whose attention is kept, counted from 0: numbers and ranges, e.g. 0-3,6."));
+    captureForm->addRow(tr("Heads"), m_heads);
+    m_streams = new QComboBox(captureBox);
+    m_streams->setObjectName("captureStreams");
+    m_streams->addItem(tr("As the policy (both)"), QString());
+    m_streams->addItem(tr("Global only"), "global");
+    m_streams->addItem(tr("Local only (loops 2 and later)"), "local");
+    m_streams->setCurrentIndex(std::max(0, m_streams->findData(QString::fromStdString(sel.streams))));
+    m_streams->setToolTip(tr("Attention streams kept: the global stream over loop-1 keys, the local sliding window "
+                             "(MCH), or both."));
+    connect(m_streams, &QComboBox::currentIndexChanged, this, &PreferencesDialog::checkSelection);
+    captureForm->addRow(tr("Streams"), m_streams);
+    m_fullHeads = indexField("captureFullHeads", sel.fullHeads,
+                             tr("Heads that keep full attention rows: none, all, or layer:head pairs such as 0:1,2:3. "
+                                "Empty keeps the policy's (standard: the model's mch_heads)."));
+    m_fullHeads->setPlaceholderText(tr("as the policy"));
+    captureForm->addRow(tr("Full rows of"), m_fullHeads);
+    m_topK = new QSpinBox(captureBox);
+    m_topK->setObjectName("captureTopK");
+    m_topK->setRange(-1, kMaxAttentionTopK);
+    m_topK->setSpecialValueText(tr("as the policy"));
+    m_topK->setValue(sel.attentionTopK);
+    m_topK->setToolTip(tr("Entries kept per attention row of the other heads, with the remaining mass and the "
+                          "entropy (0: none)."));
+    captureForm->addRow(tr("Top-k entries"), m_topK);
+    m_fullRowMaxKeys = new QSpinBox(captureBox);
+    m_fullRowMaxKeys->setObjectName("captureFullRowMaxKeys");
+    m_fullRowMaxKeys->setRange(-1, int(std::min<int64_t>(WorkbenchSettings::kMaxFullRowKeys, 1 << 30)));
+    m_fullRowMaxKeys->setSpecialValueText(tr("as the policy"));
+    m_fullRowMaxKeys->setSuffix(tr(" keys"));
+    m_fullRowMaxKeys->setValue(int(sel.fullRowMaxKeys));
+    m_fullRowMaxKeys->setToolTip(tr("Full rows are kept up to this many keys (0: any length); longer rows keep the "
+                                    "top-k summary and are recomputed exactly on demand."));
+    captureForm->addRow(tr("Full rows up to"), m_fullRowMaxKeys);
+    m_selectionError = new QLabel(captureBox);
+    m_selectionError->setObjectName("captureSelectionError");
+    m_selectionError->setWordWrap(true);
+    m_selectionError->setStyleSheet("color: #c0392b");
+    m_selectionError->hide();
+    captureForm->addRow(m_selectionError);
 
     m_reopen = new QCheckBox(tr("Reopen the last model at start"), this);
     m_reopen->setChecked(settings.reopenLastModel());
@@ -49,6 +117,7 @@ PreferencesDialog::PreferencesDialog(const WorkbenchSettings& settings, QWidget*
 
     // Explain: which steps count as contested, how many decision points and branches a run explores.
     const ExplainSettings e = settings.explain();
+    layout->addWidget(captureBox);
     auto* explainBox = new QGroupBox(tr("Explain (Inverse Reasoning)"), this);
     auto* explainForm = new QFormLayout(explainBox);
     m_entropy = new QDoubleSpinBox(explainBox);
@@ -100,6 +169,46 @@ PreferencesDialog::PreferencesDialog(const WorkbenchSettings& settings, QWidget*
     connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
     connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
     layout->addWidget(buttons);
+    m_ok = buttons->button(QDialogButtonBox::Ok);
+    checkSelection();
+}
+
+CaptureSelection PreferencesDialog::captureSelection() const
+{
+    CaptureSelection s;
+    s.loops = m_loops->text().trimmed().toStdString();
+    s.layers = m_layers->text().trimmed().toStdString();
+    s.heads = m_heads->text().trimmed().toStdString();
+    s.streams = m_streams->currentData().toString().toStdString();
+    s.fullHeads = m_fullHeads->text().trimmed().toStdString();
+    s.attentionTopK = m_topK->value();
+    s.fullRowMaxKeys = m_fullRowMaxKeys->value();
+    return s;
+}
+
+QString PreferencesDialog::captureSelectionError() const
+{
+    // The form alone: a model as large as any, so that only malformed text (and selections that are empty on
+    // every model, such as the local stream of loop 1 alone) are errors here.
+    ModelConfig any;
+    any.numHiddenLayers = 1 << 16;
+    any.numAttentionHeads = 1 << 16;
+    any.loopNum = 1 << 16;
+    CapturePolicy p;
+    try {
+        applySelection(p, captureSelection(), any);
+    } catch (const SageError& e) {
+        return QString::fromStdString(e.what());
+    }
+    return {};
+}
+
+void PreferencesDialog::checkSelection()
+{
+    const QString error = captureSelectionError();
+    m_selectionError->setText(error);
+    m_selectionError->setVisible(!error.isEmpty());
+    if (m_ok) m_ok->setEnabled(error.isEmpty());
 }
 
 int PreferencesDialog::threads() const
@@ -141,6 +250,7 @@ void PreferencesDialog::store(WorkbenchSettings& settings) const
     settings.setTheme(theme());
     settings.setReopenLastModel(reopenLastModel());
     settings.setCapturePolicy(capturePolicy());
+    settings.setCaptureSelection(captureSelection());
 }
 
 } // namespace sage

@@ -123,6 +123,35 @@ void WorkbenchSettings::setCapturePolicy(const QString& policy)
     m_settings->setValue("capture/policy", capturePolicies().contains(policy) ? policy : QStringLiteral("standard"));
 }
 
+CaptureSelection WorkbenchSettings::captureSelection() const
+{
+    CaptureSelection s;
+    const auto text = [&](const char* key) { return m_settings->value(key).toString().trimmed().toStdString(); };
+    s.loops = text("capture/loops");
+    s.layers = text("capture/layers");
+    s.heads = text("capture/heads");
+    s.streams = text("capture/streams");
+    s.fullHeads = text("capture/fullHeads");
+    bool ok = false;
+    const int k = m_settings->value("capture/attentionTopK", -1).toInt(&ok);
+    s.attentionTopK = ok ? std::clamp(k, -1, kMaxAttentionTopK) : -1;
+    const qlonglong keys = m_settings->value("capture/fullRowMaxKeys", -1).toLongLong(&ok);
+    s.fullRowMaxKeys = ok ? std::clamp<qlonglong>(keys, -1, kMaxFullRowKeys) : -1;
+    return s;
+}
+
+void WorkbenchSettings::setCaptureSelection(const CaptureSelection& s)
+{
+    m_settings->setValue("capture/loops", QString::fromStdString(s.loops));
+    m_settings->setValue("capture/layers", QString::fromStdString(s.layers));
+    m_settings->setValue("capture/heads", QString::fromStdString(s.heads));
+    m_settings->setValue("capture/streams", QString::fromStdString(s.streams));
+    m_settings->setValue("capture/fullHeads", QString::fromStdString(s.fullHeads));
+    m_settings->setValue("capture/attentionTopK", std::clamp(s.attentionTopK, -1, kMaxAttentionTopK));
+    m_settings->setValue("capture/fullRowMaxKeys",
+                         qlonglong(std::clamp<int64_t>(s.fullRowMaxKeys, -1, kMaxFullRowKeys)));
+}
+
 int WorkbenchSettings::maxBranchesPerPoint()
 {
     return IrConfig{}.alternatives;

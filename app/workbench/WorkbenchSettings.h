@@ -45,6 +45,11 @@ public:
     QString capturePolicy() const;
     void setCapturePolicy(const QString& policy);
     static QStringList capturePolicies();
+    // What new runs' capture is narrowed to (CaptureSelection; empty fields keep the policy's choice). The text
+    // fields are kept as written (a run checks them against its model); the numbers are clamped to their ranges.
+    CaptureSelection captureSelection() const;
+    static constexpr int64_t kMaxFullRowKeys = int64_t(1) << 30;
+    void setCaptureSelection(const CaptureSelection& s);
 
     // Explain (Inverse Reasoning) settings of new runs, each clamped to the range Preferences offers
     // (clamped()); defaults of docs/ir.md.

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "engine/capture/CapturePolicy.h"
+
 #include <QList>
 #include <QMetaType>
 #include <QString>
@@ -53,8 +55,10 @@ struct GenerationJob {
     QString promptText;
     QList<int> promptIds;
     GenerationSettings settings;
-    // Capture policy of the run's trace: "off", "summary", "standard" or "full" (CapturePolicy presets).
+    // Capture policy of the run's trace: "off", "summary", "standard" or "full" (CapturePolicy presets), narrowed
+    // by the selection (checked against the model when the run starts).
     QString capturePolicy = QStringLiteral("off");
+    CaptureSelection captureSelection;
 };
 
 // The Inverse Reasoning settings of an Explain run (mirrors the main fields of sage::IrConfig; docs/ir.md).

@@ -5,6 +5,8 @@
 #include "engine/model/ModelConfig.h"
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 
 namespace sage {
 
@@ -133,6 +135,196 @@ void CapturePolicy::checkBudget(const ModelConfig& config, int64_t tokens) const
                         std::to_string(tokens) + " tokens (" + std::to_string(e.bytesPerToken) +
                         " per token), over the memory budget of " + std::to_string(m_budget) +
                         " bytes; choose a smaller preset, select fewer layers, heads or loops, or raise the budget");
+}
+
+namespace {
+
+std::string trimmed(const std::string& text)
+{
+    std::string t;
+    for (char c : text)
+        if (!std::isspace(static_cast<unsigned char>(c))) t += c;
+    return t;
+}
+
+std::vector<std::string> splitCommas(const std::string& text)
+{
+    std::vector<std::string> parts;
+    size_t at = 0;
+    for (;;) {
+        const size_t comma = text.find(',', at);
+        parts.push_back(text.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+        if (comma == std::string::npos) return parts;
+        at = comma + 1;
+    }
+}
+
+bool toInt(const std::string& text, int64_t& value)
+{
+    if (text.empty()) return false;
+    const char* end = text.data() + text.size();
+    const auto r = std::from_chars(text.data(), end, value);
+    return r.ec == std::errc() && r.ptr == end;
+}
+
+std::string rangeText(int64_t lo, int64_t hi)
+{
+    return lo == hi ? std::to_string(lo) : std::to_string(lo) + "-" + std::to_string(hi);
+}
+
+} // namespace
+
+std::set<int64_t> parseIndexList(const std::string& text, int64_t lo, int64_t hi, const std::string& field,
+                                 const std::string& what)
+{
+    const std::string t = trimmed(text);
+    std::set<int64_t> out;
+    if (t.empty() || t == "all") return out;
+    const std::string valid = " (this model has " + what + "s " + rangeText(lo, hi) + ")";
+    for (const std::string& part : splitCommas(t)) {
+        if (part.empty())
+            throw SageError(field + ": an empty entry in '" + text + "'; separate numbers and ranges by single commas");
+        const size_t dash = part.find('-', 1);
+        int64_t a = 0, b = 0;
+        const bool ok = dash == std::string::npos ? toInt(part, a) && toInt(part, b)
+                                                  : toInt(part.substr(0, dash), a) && toInt(part.substr(dash + 1), b);
+        if (!ok)
+            throw SageError(field + ": '" + part + "' is not a " + what + " number or a range such as " +
+                            rangeText(lo, std::min(hi, lo + 1)));
+        for (int64_t v : {a, b})
+            if (v < lo || v > hi) throw SageError(field + ": " + std::to_string(v) + " is not a " + what + valid);
+        if (a > b)
+            throw SageError(field + ": the range " + part + " runs backwards; write " + std::to_string(b) + "-" +
+                            std::to_string(a));
+        for (int64_t v = a; v <= b; ++v) out.insert(v);
+    }
+    return out;
+}
+
+std::string formatIndexList(const std::set<int64_t>& indices)
+{
+    std::string out;
+    for (auto it = indices.begin(); it != indices.end();) {
+        const int64_t a = *it;
+        int64_t b = a;
+        for (++it; it != indices.end() && *it == b + 1; ++it) b = *it;
+        if (!out.empty()) out += ',';
+        out += rangeText(a, b);
+    }
+    return out;
+}
+
+bool CaptureSelection::empty() const
+{
+    return trimmed(loops).empty() && trimmed(layers).empty() && trimmed(heads).empty() && trimmed(streams).empty() &&
+           trimmed(fullHeads).empty() && attentionTopK < 0 && fullRowMaxKeys < 0;
+}
+
+void applySelection(CapturePolicy& policy, const CaptureSelection& s, const ModelConfig& config)
+{
+    if (s.empty()) return;
+    const int64_t layers = config.numHiddenLayers, heads = config.numAttentionHeads;
+    std::vector<std::string> parts; // what the name will say
+    const std::set<int64_t> loops = parseIndexList(s.loops, 1, config.loopNum, "loops", "loop");
+    const std::set<int64_t> layerSet = parseIndexList(s.layers, 0, layers - 1, "layers", "layer");
+    const std::set<int64_t> headSet = parseIndexList(s.heads, 0, heads - 1, "heads", "head");
+    if (!loops.empty()) parts.push_back("loops " + formatIndexList(loops));
+    if (!layerSet.empty()) parts.push_back("layers " + formatIndexList(layerSet));
+    if (!headSet.empty()) parts.push_back("heads " + formatIndexList(headSet));
+    policy.selectLoops(loops);
+    policy.selectLayers(layerSet);
+    policy.selectHeads(headSet);
+
+    const std::string streams = trimmed(s.streams);
+    if (!streams.empty()) {
+        uint32_t bits = 0;
+        if (streams == "global")
+            bits = StreamBits::Global;
+        else if (streams == "local")
+            bits = StreamBits::Local;
+        else if (streams == "both")
+            bits = StreamBits::Both;
+        else
+            throw SageError("streams: '" + s.streams + "' is not a stream; use global, local or both");
+        if (bits == StreamBits::Local && !loops.empty() && *loops.rbegin() < 2)
+            throw SageError("streams: loop 1 has only the global stream, so 'local' with loops " +
+                            formatIndexList(loops) +
+                            " keeps no attention; select a loop from 2 on, or streams global or both");
+        if (bits == StreamBits::Local && config.loopNum < 2)
+            throw SageError("streams: this model has one loop, which has only the global stream; use global");
+        policy.selectStreams(bits);
+        if (bits != StreamBits::Both) parts.push_back("streams " + streams);
+    }
+
+    const std::string full = trimmed(s.fullHeads);
+    if (!full.empty()) {
+        if (full == "none") {
+            policy.setFullRowsForAllHeads(false);
+            policy.setFullHeads({});
+            parts.push_back("no full rows");
+        } else if (full == "all") {
+            policy.setFullRowsForAllHeads(true);
+            parts.push_back("full rows of every head");
+        } else {
+            std::set<std::pair<int64_t, int64_t>> pairs;
+            for (const std::string& part : splitCommas(full)) {
+                const size_t colon = part.find(':');
+                int64_t L = 0, h = 0;
+                if (colon == std::string::npos || !toInt(part.substr(0, colon), L) || !toInt(part.substr(colon + 1), h))
+                    throw SageError(
+                        "full heads: '" + part +
+                        "' is not a layer:head pair such as 0:3; use none, all or pairs separated by commas");
+                if (L < 0 || L >= layers)
+                    throw SageError("full heads: layer " + std::to_string(L) + " of " + part +
+                                    " is not a layer of this model (0-" + std::to_string(layers - 1) + ")");
+                if (h < 0 || h >= heads)
+                    throw SageError("full heads: head " + std::to_string(h) + " of " + part +
+                                    " is not a head of this model (0-" + std::to_string(heads - 1) + ")");
+                if (!headSet.empty() && !headSet.count(h))
+                    throw SageError("full heads: head " + std::to_string(h) + " of " + part +
+                                    " is not among the selected heads (" + formatIndexList(headSet) + ")");
+                if (!layerSet.empty() && !layerSet.count(L))
+                    throw SageError("full heads: layer " + std::to_string(L) + " of " + part +
+                                    " is not among the selected layers (" + formatIndexList(layerSet) + ")");
+                pairs.insert({L, h});
+            }
+            std::string named;
+            for (const auto& [L, h] : pairs) {
+                if (!named.empty()) named += ',';
+                named += std::to_string(L);
+                named += ':';
+                named += std::to_string(h);
+            }
+            policy.setFullRowsForAllHeads(false);
+            policy.setFullHeads(std::move(pairs));
+            parts.push_back("full rows " + named);
+        }
+        if (!(policy.kinds() & CaptureKind::Attention) && full != "none")
+            policy.setKinds(policy.kinds() | CaptureKind::Attention); // full rows are attention rows
+    }
+    if (s.attentionTopK >= 0) {
+        if (s.attentionTopK > kMaxAttentionTopK)
+            throw SageError("attention top-k: " + std::to_string(s.attentionTopK) + " is more than " +
+                            std::to_string(kMaxAttentionTopK) +
+                            " entries per row; keep full rows of the heads instead (full heads)");
+        policy.setAttentionTopK(s.attentionTopK);
+        if (s.attentionTopK > 0) policy.setKinds(policy.kinds() | CaptureKind::Attention);
+        parts.push_back("top-" + std::to_string(s.attentionTopK));
+    }
+    if (s.fullRowMaxKeys >= 0) {
+        policy.setFullRowMaxKeys(s.fullRowMaxKeys);
+        parts.push_back(s.fullRowMaxKeys == 0 ? "full rows of any length"
+                                              : "full rows up to " + std::to_string(s.fullRowMaxKeys) + " keys");
+    }
+    if (parts.empty()) return;
+    std::string name = policy.name();
+    name += " (";
+    for (size_t i = 0; i < parts.size(); ++i) {
+        if (i) name += "; ";
+        name += parts[i];
+    }
+    name += ')';
+    policy.setName(name);
 }
 
 } // namespace sage

@@ -110,4 +110,30 @@ private:
     uint64_t m_budget = 0;
 };
 
+// What a user narrows a preset to, as text: sage-cli capture's selection options and the workbench's capture
+// preferences. An empty field keeps the preset's choice. Index lists are numbers and ranges separated by commas
+// ("0,2,5-7"; "all" is the same as empty). Loops are 1-based, layers and heads 0-based (as everywhere else).
+struct CaptureSelection {
+    std::string loops;
+    std::string layers;
+    std::string heads;           // query heads
+    std::string streams;         // "global", "local" or "both"
+    std::string fullHeads;       // heads with full rows: "none", "all" (every selected head) or "layer:head,..."
+    int attentionTopK = -1;      // entries kept per summarised row (0 = none); -1 keeps the preset's
+    int64_t fullRowMaxKeys = -1; // full rows kept up to this many keys (0 = no limit); -1 keeps the preset's
+    bool empty() const;
+};
+inline constexpr int kMaxAttentionTopK = 64;
+
+// Applies `selection` to `policy` for a model of `config` and appends what it selected to the policy's name
+// ("standard (layers 0,2; heads 1-3)"), which the trace and saved sessions carry. Throws SageError naming the
+// field, the value and what would be valid (e.g. "layers: 7 is not a layer of this model (0-3)").
+void applySelection(CapturePolicy& policy, const CaptureSelection& selection, const ModelConfig& config);
+// An index list into numbers within [lo, hi] (empty or "all": the empty set, meaning all). Throws SageError
+// starting with `field`; `what` names one item ("layer") in the message.
+std::set<int64_t> parseIndexList(const std::string& text, int64_t lo, int64_t hi, const std::string& field,
+                                 const std::string& what);
+// The inverse, compressed into ranges: {0, 2, 3, 4} -> "0,2-4".
+std::string formatIndexList(const std::set<int64_t>& indices);
+
 } // namespace sage

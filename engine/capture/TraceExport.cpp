@@ -58,11 +58,13 @@ void TraceExport::writeNpy(const Trace& trace, const std::filesystem::path& dir)
     const int64_t T = int64_t(steps.size()), H = info.heads, E = info.experts;
     nlohmann::json files = nlohmann::json::array();
     auto emit = [&](const std::string& name, const std::string& kind, int64_t loop, int64_t layer,
-                    const std::vector<float>& data, const std::vector<int64_t>& shape) {
+                    const std::vector<float>& data, const std::vector<int64_t>& shape,
+                    const nlohmann::json& extra = nlohmann::json::object()) {
         NpyFile::write(dir / name, data.data(), shape);
         nlohmann::json f = {{"file", name}, {"kind", kind}, {"shape", shape}};
         if (loop > 0) f["loop"] = loop;
         if (layer >= 0) f["layer"] = layer;
+        f.update(extra);
         files.push_back(f);
     };
     if (T == 0) throw SageError("the trace is empty: nothing to export");
@@ -81,6 +83,7 @@ void TraceExport::writeNpy(const Trace& trace, const std::filesystem::path& dir)
         if (r0.streams > 0) {
             for (int64_t s = 0; s < r0.streams; ++s) {
                 std::vector<float> map(size_t(H * T * T), 0.0f); // [H, T, T]
+                std::vector<bool> kept(size_t(H), false);        // heads with any row kept (a policy's selection)
                 for (int64_t t = 0; t < T; ++t) {
                     const LayerRecord& r = *recs[size_t(t)];
                     for (int64_t h = 0; h < H; ++h) {
@@ -92,16 +95,26 @@ void TraceExport::writeNpy(const Trace& trace, const std::filesystem::path& dir)
                                     row[f.firstKey + int64_t(j)] = f.probs[j];
                                 full = true;
                             }
+                        kept[size_t(h)] = kept[size_t(h)] || full;
                         if (full || r.topK == 0) continue;
                         const int64_t slot = h * r.streams + s;
                         for (int64_t e = 0; e < r.topK; ++e) {
                             const int32_t key = r.topKeys[size_t(slot * r.topK + e)];
-                            if (key >= 0 && key < T) row[key] = r.topProbs[size_t(slot * r.topK + e)];
+                            if (key >= 0 && key < T) {
+                                row[key] = r.topProbs[size_t(slot * r.topK + e)];
+                                kept[size_t(h)] = true;
+                            }
                         }
                     }
                 }
+                // A stream the policy left out entirely has no file (rather than a map of zeros); otherwise the
+                // manifest names the heads whose rows are in it (the others are zero).
+                nlohmann::json heads = nlohmann::json::array();
+                for (int64_t h = 0; h < H; ++h)
+                    if (kept[size_t(h)]) heads.push_back(h);
+                if (heads.empty()) continue;
                 emit(std::string("attn.") + (s == 0 ? "global" : "local") + loopLayer(loop, L),
-                     s == 0 ? "attention.global" : "attention.local", loop, L, map, {H, T, T});
+                     s == 0 ? "attention.global" : "attention.local", loop, L, map, {H, T, T}, {{"heads", heads}});
             }
         }
         auto perHead = [&](const char* name, const char* kind, std::vector<float> LayerRecord::*field) {

@@ -21,12 +21,16 @@
 
 #include <QAction>
 #include <QCheckBox>
+#include <QComboBox>
+#include <QDialogButtonBox>
 #include <QDockWidget>
 #include <QDoubleSpinBox>
 #include <QImage>
 #include <QLabel>
+#include <QLineEdit>
 #include <QPlainTextEdit>
 #include <QProcess>
+#include <QPushButton>
 #include <QSet>
 #include <QSignalSpy>
 #include <QSpinBox>
@@ -534,6 +538,113 @@ private slots:
         QVERIFY(!w.document()->trace());
         QCOMPARE(w.traceStatusText(), QStringLiteral("Trace: off"));
         QVERIFY(heat->canvas()->image().isNull());
+    }
+
+    void captureSelectionPreferences()
+    {
+        // Empty by default; Preferences shows and stores every field; malformed text shows the engine's message
+        // and disables OK; hand-edited numbers read back clamped.
+        const QString file = m_tmp.filePath("selection.ini");
+        {
+            WorkbenchSettings settings(file);
+            QVERIFY(settings.captureSelection().empty());
+            PreferencesDialog dialog(settings);
+            auto* ok = dialog.findChild<QDialogButtonBox*>()->button(QDialogButtonBox::Ok);
+            QVERIFY(ok->isEnabled());
+            auto* layers = dialog.findChild<QLineEdit*>("captureLayers");
+            auto* error = dialog.findChild<QLabel*>("captureSelectionError");
+            layers->setText("2-1");
+            QVERIFY(!ok->isEnabled());
+            QCOMPARE(error->text(), QStringLiteral("layers: the range 2-1 runs backwards; write 1-2"));
+            layers->setText("1, 3");
+            QVERIFY(ok->isEnabled());
+            QVERIFY(error->text().isEmpty());
+            dialog.findChild<QLineEdit*>("captureLoops")->setText("1");
+            auto* streams = dialog.findChild<QComboBox*>("captureStreams");
+            streams->setCurrentIndex(streams->findData("local"));
+            QVERIFY(!ok->isEnabled()); // loop 1 has no local stream
+            QVERIFY(error->text().startsWith("streams: loop 1 has only the global stream"));
+            dialog.findChild<QLineEdit*>("captureLoops")->setText("2");
+            dialog.findChild<QLineEdit*>("captureHeads")->setText("0-3");
+            dialog.findChild<QLineEdit*>("captureFullHeads")->setText("1:2");
+            dialog.findChild<QSpinBox*>("captureTopK")->setValue(8);
+            dialog.findChild<QSpinBox*>("captureFullRowMaxKeys")->setValue(0);
+            QVERIFY(ok->isEnabled());
+            dialog.store(settings);
+            settings.sync();
+        }
+        {
+            WorkbenchSettings settings(file);
+            const CaptureSelection s = settings.captureSelection();
+            QCOMPARE(s.loops, std::string("2"));
+            QCOMPARE(s.layers, std::string("1, 3"));
+            QCOMPARE(s.heads, std::string("0-3"));
+            QCOMPARE(s.streams, std::string("local"));
+            QCOMPARE(s.fullHeads, std::string("1:2"));
+            QCOMPARE(s.attentionTopK, 8);
+            QCOMPARE(s.fullRowMaxKeys, int64_t(0));
+            PreferencesDialog dialog(settings); // shows what was stored
+            QCOMPARE(dialog.captureSelection().layers, std::string("1, 3"));
+            QCOMPARE(dialog.findChild<QComboBox*>("captureStreams")->currentData().toString(), QStringLiteral("local"));
+        }
+        {
+            QSettings raw(file, QSettings::IniFormat);
+            raw.setValue("capture/attentionTopK", 1000);
+            raw.setValue("capture/fullRowMaxKeys", "many");
+            raw.sync();
+        }
+        WorkbenchSettings settings(file);
+        QCOMPARE(settings.captureSelection().attentionTopK, kMaxAttentionTopK);
+        QCOMPARE(settings.captureSelection().fullRowMaxKeys, int64_t(-1));
+    }
+
+    void captureSelectionNarrowsTheTrace()
+    {
+        // A run on the bundled model (4 layers, 8 heads) with the standard policy narrowed to layer 1 and heads 0-1:
+        // the trace holds records of that layer only, attention of those heads only, and says so; a selection the
+        // model does not have fails the run with the field named, and the window stays usable.
+        WorkbenchSettings settings(m_tmp.filePath("narrow.ini"));
+        CaptureSelection sel;
+        sel.layers = "1";
+        sel.heads = "0-1";
+        settings.setCaptureSelection(sel);
+        MainWindow w(&settings);
+        w.setPersistState(false);
+        w.show();
+        w.openModel(MainWindow::bundledModelFolder());
+        waitForState(w, MainWindow::State::Ready);
+        w.setPromptText("def add(a, b):");
+        GenerationSettings gs;
+        gs.maxTokens = 6;
+        w.samplingPanel()->setSettings(gs);
+        QSignalSpy finished(&w, &MainWindow::generationFinished);
+        QSignalSpy failed(&w, &MainWindow::generationFailed);
+        QVERIFY(w.startGeneration());
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+        const std::shared_ptr<const Trace> trace = w.document()->trace();
+        QVERIFY(trace);
+        QCOMPARE(trace->info().policy, std::string("standard (layers 1; heads 0-1)"));
+        QVERIFY(trace->size() > 6);
+        for (const auto& step : trace->snapshot()) {
+            QCOMPARE(step->layers.size(), size_t(2)); // layer 1 in loops 1 and 2
+            for (const LayerRecord& r : step->layers) {
+                QCOMPARE(r.layer, int16_t(1));
+                for (int64_t h = 0; h < 8; ++h)
+                    for (int64_t s = 0; s < r.streams; ++s) {
+                        const size_t slot = size_t(h * r.streams + s);
+                        QCOMPARE(std::isnan(r.entropy[slot]), h >= 2); // summaries of heads 0-1 only
+                    }
+            }
+        }
+        QVERIFY2(w.traceStatusText().contains("layers 1; heads 0-1"), qPrintable(w.traceStatusText()));
+
+        sel.layers = "9";
+        settings.setCaptureSelection(sel);
+        QVERIFY(w.startGeneration());
+        QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 60000);
+        QVERIFY2(failed.at(0).at(0).toString().contains("layers: 9 is not a layer (this model has layers 0-3)"),
+                 qPrintable(failed.at(0).at(0).toString()));
+        QCOMPARE(w.state(), MainWindow::State::Ready);
     }
 
     void screenshotAutomationWritesAPng()

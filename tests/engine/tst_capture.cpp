@@ -755,6 +755,190 @@ private slots:
         QCOMPARE(bad.exitCode(), 1);
         QVERIFY(bad.readAllStandardError().contains("use summary, standard or full"));
     }
+
+    // Selections given as text (sage-cli's options, the workbench's preferences): index lists, stream and
+    // full-head choices, and an error naming the field and the valid range for every malformed one.
+    void selectionFromText()
+    {
+        QCOMPARE(parseIndexList(" 0, 2-4 ,7", 0, 9, "layers", "layer"), (std::set<int64_t>{0, 2, 3, 4, 7}));
+        QVERIFY(parseIndexList("", 0, 9, "layers", "layer").empty());
+        QVERIFY(parseIndexList("all", 0, 9, "layers", "layer").empty());
+        QCOMPARE(parseIndexList("3-3", 0, 9, "layers", "layer"), (std::set<int64_t>{3}));
+        QCOMPARE(formatIndexList({0, 2, 3, 4, 7}), std::string("0,2-4,7"));
+        QCOMPARE(formatIndexList({}), std::string());
+        const auto error = [](auto&& f) -> std::string {
+            try {
+                f();
+            } catch (const SageError& e) {
+                return e.what();
+            }
+            return "no error";
+        };
+        struct Bad {
+            const char* text;
+            int64_t lo, hi;
+            const char* field;
+            const char* what;
+            const char* message;
+        };
+        for (const Bad& b : std::initializer_list<Bad>{
+                 {"4", 0, 3, "layers", "layer", "layers: 4 is not a layer (this model has layers 0-3)"},
+                 {"3-1", 0, 3, "layers", "layer", "layers: the range 3-1 runs backwards; write 1-3"},
+                 {"1,,2", 1, 2, "loops", "loop",
+                  "loops: an empty entry in '1,,2'; separate numbers and ranges by single commas"},
+                 {"x", 0, 7, "heads", "head", "heads: 'x' is not a head number or a range such as 0-1"},
+                 {"-1", 0, 7, "heads", "head", "heads: -1 is not a head (this model has heads 0-7)"},
+                 {"99999999999999999999", 0, 7, "heads", "head",
+                  "heads: '99999999999999999999' is not a head number or a range such as 0-1"}})
+            QCOMPARE(error([&] { parseIndexList(b.text, b.lo, b.hi, b.field, b.what); }), std::string(b.message));
+
+        const GoldenCase g = loadGoldenCase("loop2_moe"); // 3 layers, 4 heads, 2 loops
+        auto model = Model::load(g.dir.toStdString());
+        const ModelConfig& c = model->config();
+        CapturePolicy p = CapturePolicy::preset(CapturePreset::Standard, c);
+        CaptureSelection none;
+        QVERIFY(none.empty());
+        applySelection(p, none, c);
+        QCOMPARE(p.name(), std::string("standard"));
+        CaptureSelection s;
+        s.loops = "2";
+        s.layers = "0,2";
+        s.heads = "1-3";
+        s.streams = "local";
+        s.fullHeads = "2:3, 0:1";
+        s.attentionTopK = 2;
+        s.fullRowMaxKeys = 0;
+        applySelection(p, s, c);
+        QCOMPARE(p.loops(), (std::set<int64_t>{2}));
+        QCOMPARE(p.layers(), (std::set<int64_t>{0, 2}));
+        QCOMPARE(p.heads(), (std::set<int64_t>{1, 2, 3}));
+        QCOMPARE(p.streams(), StreamBits::Local);
+        QVERIFY(!p.fullRowsForAllHeads());
+        QCOMPARE(p.fullHeads(), (std::set<std::pair<int64_t, int64_t>>{{0, 1}, {2, 3}}));
+        QCOMPARE(p.attentionTopK(), 2);
+        QCOMPARE(p.fullRowMaxKeys(), int64_t(0));
+        QCOMPARE(p.name(), std::string("standard (loops 2; layers 0,2; heads 1-3; streams local; full rows 0:1,2:3; "
+                                       "top-2; full rows of any length)"));
+        QCOMPARE(p.layerKinds(c, 1, 0), 0u);
+        QCOMPARE(p.layerKinds(c, 2, 1), 0u);
+        QVERIFY(p.layerKinds(c, 2, 2) & CaptureKind::Attention);
+        QCOMPARE(p.headStreams(2, 0, 0), 0u);
+        QCOMPARE(p.headStreams(2, 0, 1), StreamBits::Local);
+
+        // Full rows on the summary preset switch the attention kind on; "none" and "all".
+        CapturePolicy q = CapturePolicy::preset(CapturePreset::Summary, c);
+        QVERIFY(!(q.kinds() & CaptureKind::Attention));
+        CaptureSelection full;
+        full.fullHeads = "all";
+        applySelection(q, full, c);
+        QVERIFY(q.kinds() & CaptureKind::Attention);
+        QVERIFY(q.fullRowsForAllHeads());
+        QCOMPARE(q.name(), std::string("summary (full rows of every head)"));
+        CapturePolicy r = CapturePolicy::preset(CapturePreset::Full, c);
+        full.fullHeads = "none";
+        applySelection(r, full, c);
+        QVERIFY(!r.fullRowsForAllHeads());
+        QVERIFY(r.fullHeads().empty());
+
+        const auto applyError = [&](CaptureSelection sel) {
+            CapturePolicy x = CapturePolicy::preset(CapturePreset::Standard, c);
+            std::string e = "no error";
+            try {
+                applySelection(x, sel, c);
+            } catch (const SageError& err) {
+                e = err.what();
+            }
+            return e;
+        };
+        CaptureSelection bad;
+        bad.loops = "3";
+        QCOMPARE(applyError(bad), std::string("loops: 3 is not a loop (this model has loops 1-2)"));
+        bad = {};
+        bad.streams = "middle";
+        QCOMPARE(applyError(bad), std::string("streams: 'middle' is not a stream; use global, local or both"));
+        bad = {};
+        bad.loops = "1";
+        bad.streams = "local";
+        QVERIFY(applyError(bad).starts_with("streams: loop 1 has only the global stream"));
+        bad = {};
+        bad.fullHeads = "0-1";
+        QVERIFY(applyError(bad).starts_with("full heads: '0-1' is not a layer:head pair such as 0:3"));
+        bad.fullHeads = "3:0";
+        QCOMPARE(applyError(bad), std::string("full heads: layer 3 of 3:0 is not a layer of this model (0-2)"));
+        bad.fullHeads = "0:4";
+        QCOMPARE(applyError(bad), std::string("full heads: head 4 of 0:4 is not a head of this model (0-3)"));
+        bad.heads = "1";
+        bad.fullHeads = "0:2";
+        QCOMPARE(applyError(bad), std::string("full heads: head 2 of 0:2 is not among the selected heads (1)"));
+        bad = {};
+        bad.layers = "1";
+        bad.fullHeads = "0:2";
+        QCOMPARE(applyError(bad), std::string("full heads: layer 0 of 0:2 is not among the selected layers (1)"));
+        bad = {};
+        bad.attentionTopK = kMaxAttentionTopK + 1;
+        QVERIFY(applyError(bad).starts_with("attention top-k: 65 is more than 64 entries per row"));
+    }
+
+    // sage-cli capture with a selection: only the selected loops, layers, heads and streams are exported, and
+    // what is there equals the reference; a bad selection is refused before the run, naming the option's field.
+    void cliSelection()
+    {
+        const GoldenCase g = loadGoldenCase("loop2_moe"); // 3 layers, 4 heads, 2 loops, layer 1 dense
+        QStringList ids;
+        for (int32_t t : g.tokens) ids << QString::number(t);
+        QTemporaryDir dir;
+        QProcess p;
+        p.start(QStringLiteral(SAGE_CLI_PATH),
+                {"capture", "--model", g.dir, "--tokens", ids.join(','), "--policy", "full", "--loops", "2", "--layers",
+                 "0,2", "--heads", "1,3", "--streams", "local", "--format", "npy", "--out", dir.path() + "/npy"});
+        QVERIFY(p.waitForFinished(120000));
+        QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
+        const QJsonObject m = readJson(dir.path() + "/npy/manifest.json");
+        QCOMPARE(m.value("model").toObject().value("policy").toString(),
+                 QString("full (loops 2; layers 0,2; heads 1,3; streams local)"));
+        QStringList attn, perLayer;
+        for (const auto& v : m.value("files").toArray()) {
+            const QJsonObject f = v.toObject();
+            const QString name = f.value("file").toString();
+            if (name.startsWith("attn.")) {
+                attn << name;
+                QCOMPARE(f.value("heads").toArray(), (QJsonArray{1, 3}));
+            } else if (f.contains("layer")) {
+                perLayer << name;
+            }
+        }
+        attn.sort();
+        QCOMPARE(attn, (QStringList{"attn.local.loop2.layer0.npy", "attn.local.loop2.layer2.npy"}));
+        for (const QString& f : perLayer)
+            QVERIFY2(f.contains(".loop2.layer0.") || f.contains(".loop2.layer2."), qPrintable(f));
+        QVERIFY(perLayer.contains("router.loop2.layer2.npy"));
+        QVERIFY(!QFile::exists(dir.path() + "/npy/attn.global.loop2.layer0.npy"));
+        // The selected heads' maps equal the reference's; the others are zero.
+        for (const QString& f : attn) {
+            std::vector<int64_t> gs, ws;
+            const std::vector<float> got = NpyFile::read((dir.path() + "/npy/" + f).toStdString(), &gs);
+            const std::vector<float> want = NpyFile::read((captureRoot() + "/loop2_moe/" + f).toStdString(), &ws);
+            QCOMPARE(gs, ws);
+            const size_t plane = size_t(gs[1] * gs[2]);
+            for (int64_t h = 0; h < gs[0]; ++h)
+                for (size_t e = 0; e < plane; ++e) {
+                    const float a = got[size_t(h) * plane + e], b = want[size_t(h) * plane + e];
+                    if (h == 1 || h == 3)
+                        QVERIFY2(std::fabs(a - b) <= 1e-5,
+                                 qPrintable(QString("%1 head %2: %3 vs %4").arg(f).arg(h).arg(a).arg(b)));
+                    else
+                        QCOMPARE(a, 0.0f);
+                }
+        }
+
+        QProcess bad;
+        bad.start(QStringLiteral(SAGE_CLI_PATH),
+                  {"capture", "--model", g.dir, "--tokens", "1,2", "--layers", "3", "--out", dir.path() + "/bad"});
+        QVERIFY(bad.waitForFinished(120000));
+        QCOMPARE(bad.exitCode(), 1);
+        QVERIFY(bad.readAllStandardError().contains("layers: 3 is not a layer (this model has layers 0-2)"));
+        QVERIFY(!QFile::exists(dir.path() + "/bad"));
+    }
 };
 
 QTEST_APPLESS_MAIN(TestCapture)

@@ -297,6 +297,49 @@ private slots:
         QVERIFY(view.gateChart()->chart()->series().size() == 1 + kHeads);
     }
 
+    void mchLayerLeftOutByThePolicy()
+    {
+        // A policy narrowed to layer 0: the view starts there rather than on the designated head's layer 1, marks
+        // layer 1 in the list, and says so in place of empty charts when layer 1 is chosen.
+        TraceFeed feed;
+        MchStreamsView view;
+        view.setFeed(&feed);
+        view.setDesignatedHeads({{1, 2}});
+        view.resize(900, 800);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        TraceInfo info = syntheticInfo();
+        info.policy = "standard (layers 0)";
+        auto trace = std::make_shared<Trace>(info);
+        std::vector<Trace::StepPtr> steps;
+        for (int i = 0; i < kPositions; ++i) {
+            std::shared_ptr<StepRecord> s = syntheticStep(i);
+            std::erase_if(s->layers, [](const LayerRecord& r) { return r.layer == 1; });
+            steps.push_back(s);
+        }
+        trace->append(std::move(steps));
+        feed.setTrace(trace);
+        QCoreApplication::processEvents();
+        QTRY_COMPARE(view.layer(), 0);
+        QVERIFY(view.isCaptured(2, 0));
+        QVERIFY(!view.isCaptured(2, 1));
+        QCOMPARE(view.layerCombo()->itemText(0), QStringLiteral("Layer 0"));
+        QCOMPARE(view.layerCombo()->itemText(1), QStringLiteral("Layer 1 (not captured)"));
+        QVERIFY(view.notCapturedLabel()->isHidden());
+        QVERIFY(view.gateChart()->isVisible());
+        QCOMPARE(view.gateSeries(2)->count(), kPositions);
+
+        view.setLoopLayer(2, 1);
+        QVERIFY(view.notCapturedLabel()->isVisible());
+        QVERIFY(!view.gateChart()->isVisible() && !view.divergenceChart()->isVisible());
+        QVERIFY2(view.notCapturedLabel()->text().contains("layer 1 was not captured by this run's policy (standard "
+                                                          "(layers 0))"),
+                 qPrintable(view.notCapturedLabel()->text()));
+        view.setLoopLayer(2, 0);
+        QVERIFY(view.notCapturedLabel()->isHidden());
+        QVERIFY(view.gateChart()->isVisible());
+    }
+
     void placeholdersWithoutATrace()
     {
         TraceFeed feed;

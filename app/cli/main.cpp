@@ -1,6 +1,7 @@
 // sage-cli: the headless front end of the SAGE Workbench engine (info, generate, score).
 #include "CliOptions.h"
 
+#include "engine/capture/Autosaver.h"
 #include "engine/capture/CaptureGeneration.h"
 #include "engine/capture/CapturePolicy.h"
 #include "engine/capture/SessionFile.h"
@@ -81,7 +82,8 @@ capture runs the prompt (and --max-tokens generated tokens, default 0) with a ca
 standard) and writes the trace: npy = one NumPy array per kind/loop/layer plus manifest.json in DIR (use
 --policy full for exact attention maps and logits.npy); --budget defaults to the available memory, so a
 policy that cannot fit is refused before the run; json = DIR/trace.json; csv = DIR/steps.csv and
-DIR/routing.csv. An --out path ending in .sagetrace writes a session file instead (docs/session-format.md).
+DIR/routing.csv. An --out path ending in .sagetrace writes a session file instead (docs/session-format.md),
+saved while the run goes on (every 256 steps or 10 s), so a crash or a kill keeps what was captured so far.
 The selection options narrow the policy: LIST is numbers and ranges (1,3-5); loops count from 1, layers and
 heads from 0; --full-heads names the (layer:head) pairs that keep full attention rows; --attention-top-k sets
 the entries kept per summarised row (0 to 64); --full-row-max-keys N keeps full rows up to N keys (0: any).
@@ -403,6 +405,23 @@ int cmdCapture(const CliOptions& o)
     InferenceSession session(*model, pool);
     Trace trace;
     TraceRecorder recorder(*model, policy, trace, &pool);
+    // A session file is autosaved while the run goes on (every kAutosaveSteps steps or kAutosaveSeconds), so a
+    // crash or a kill keeps what was captured up to then; the last save below writes the whole run.
+    const bool sessionOut = out->size() > 10 && out->ends_with(".sagetrace");
+    std::unique_ptr<Autosaver> autosaver;
+    if (sessionOut) {
+        SessionMeta meta;
+        meta.model = ModelIdentity::of(*model);
+        meta.modelFolder = model->folder().string();
+        meta.prompt = req.prompt;
+        meta.promptText = o.string("prompt", "");
+        meta.sampling = req.sampling;
+        meta.maxNewTokens = req.maxNewTokens;
+        meta.policy = policy.name();
+        constexpr int64_t kAutosaveSteps = 256;
+        constexpr double kAutosaveSeconds = 10.0;
+        autosaver = std::make_unique<Autosaver>(*out, std::move(meta), trace, kAutosaveSteps, kAutosaveSeconds);
+    }
     std::signal(SIGINT, onInterrupt);
     if (req.maxNewTokens > 0) {
         const GenerationResult r = captureGenerate(session, model->tokenizer(), req, recorder, {}, &g_cancel);
@@ -416,16 +435,10 @@ int cmdCapture(const CliOptions& o)
     }
     std::signal(SIGINT, SIG_DFL);
 
-    if (out->size() > 10 && out->ends_with(".sagetrace")) {
-        SessionMeta meta;
-        meta.model = ModelIdentity::of(*model);
-        meta.modelFolder = model->folder().string();
-        meta.prompt = req.prompt;
-        meta.promptText = o.string("prompt", "");
-        meta.sampling = req.sampling;
-        meta.maxNewTokens = req.maxNewTokens;
-        meta.policy = policy.name();
-        SessionFile::save(*out, meta, trace);
+    if (sessionOut) {
+        autosaver->flush(); // the whole run
+        if (!autosaver->lastError().empty()) throw SageError(autosaver->lastError());
+        autosaver.reset();
     } else if (format == "npy")
         TraceExport::writeNpy(trace, *out);
     else if (format == "csv")

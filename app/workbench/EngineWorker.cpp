@@ -1,5 +1,6 @@
 #include "app/workbench/EngineWorker.h"
 
+#include "engine/capture/Autosaver.h"
 #include "engine/capture/CaptureGeneration.h"
 #include "engine/capture/CapturePolicy.h"
 #include "engine/capture/ModelIdentity.h"
@@ -214,6 +215,7 @@ void EngineWorker::generate(quint64 job, const GenerationJob& request)
         std::shared_ptr<Trace> trace;
         std::unique_ptr<TraceRecorder> recorder;
         std::string capturePolicyName = request.capturePolicy.toStdString();
+        std::unique_ptr<Autosaver> autosaver;
         if (request.capturePolicy != QLatin1String("off") && !request.capturePolicy.isEmpty()) {
             CapturePolicy policy = CapturePolicy::fromName(request.capturePolicy.toStdString(), config);
             try {
@@ -232,6 +234,15 @@ void EngineWorker::generate(quint64 job, const GenerationJob& request)
             trace = std::make_shared<Trace>();
             recorder = std::make_unique<TraceRecorder>(*m_model, std::move(policy), *trace, m_pool.get());
             emit traceStarted(job, trace);
+            if (!request.autosavePath.isEmpty()) {
+                // Saved through the atomic path while the run grows, and once more when it ends, so a crash
+                // (of the workbench or the machine) loses at most the last kAutosaveSteps steps or seconds.
+                SessionMeta meta =
+                    runMeta(req.prompt, request.useTokenIds ? std::string() : request.promptText.toStdString(),
+                            req.sampling, req.maxNewTokens, capturePolicyName);
+                autosaver = std::make_unique<Autosaver>(toPath(request.autosavePath), std::move(meta), *trace,
+                                                        kAutosaveSteps, kAutosaveSeconds);
+            }
         }
 
         QList<GeneratedStep> pending;
@@ -256,6 +267,13 @@ void EngineWorker::generate(quint64 job, const GenerationJob& request)
                                             ? captureGenerate(session, tokenizer, req, *recorder, onStep, &m_cancel)
                                             : sage::generate(session, tokenizer, req, onStep, &m_cancel);
         flush();
+        if (autosaver) {
+            autosaver->flush(); // the whole run
+            if (!autosaver->lastError().empty())
+                emit sessionWarning(job, tr("The run could not be autosaved (%1); save it with File > Save Session.")
+                                             .arg(QString::fromStdString(autosaver->lastError())));
+            autosaver.reset();
+        }
 
         m_last = LastRun{};
         m_last.valid = true;
@@ -325,6 +343,20 @@ void EngineWorker::explain(quint64 job, const ExplainSettings& settings)
     }
 }
 
+SessionMeta EngineWorker::runMeta(const std::vector<int32_t>& prompt, const std::string& promptText,
+                                  const SamplingParams& sampling, int64_t maxNewTokens, const std::string& policy) const
+{
+    SessionMeta meta;
+    meta.model = ModelIdentity::of(*m_model);
+    meta.modelFolder = m_model->folder().string();
+    meta.prompt = prompt;
+    meta.promptText = promptText;
+    meta.sampling = sampling;
+    meta.maxNewTokens = maxNewTokens;
+    meta.policy = policy;
+    return meta;
+}
+
 void EngineWorker::saveSession(quint64 job, const QString& path, std::shared_ptr<const IrReport> report)
 {
     try {
@@ -332,14 +364,8 @@ void EngineWorker::saveSession(quint64 job, const QString& path, std::shared_ptr
         if (!m_last.valid || !m_last.trace)
             throw SageError("the last run has no trace to save: set Preferences > Capture to summary, standard or "
                             "full and generate again");
-        SessionMeta meta;
-        meta.model = ModelIdentity::of(*m_model);
-        meta.modelFolder = m_model->folder().string();
-        meta.prompt = m_last.prompt;
-        meta.promptText = m_last.promptText;
-        meta.sampling = m_last.sampling;
-        meta.maxNewTokens = m_last.maxNewTokens;
-        meta.policy = m_last.policy;
+        SessionMeta meta =
+            runMeta(m_last.prompt, m_last.promptText, m_last.sampling, m_last.maxNewTokens, m_last.policy);
         if (report) IrSessionStore::store(meta, *report);
         SessionFile::save(toPath(path), meta, *m_last.trace);
         emit sessionSaved(job, path);

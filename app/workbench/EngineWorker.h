@@ -5,6 +5,7 @@
 
 #include <QObject>
 
+#include "engine/capture/SessionFile.h"
 #include "engine/runtime/Sampler.h"
 
 #include <atomic>
@@ -92,6 +93,12 @@ private:
     std::unique_ptr<cpu::ThreadPool> m_pool;
     int m_threads = 0;
     void beginJob(quint64 job);
+    // The metadata of a session file of the loaded model's run.
+    SessionMeta runMeta(const std::vector<int32_t>& prompt, const std::string& promptText,
+                        const SamplingParams& sampling, int64_t maxNewTokens, const std::string& policy) const;
+    // Autosave of a captured run: every this many steps or seconds, whichever comes first.
+    static constexpr int64_t kAutosaveSteps = 256;
+    static constexpr double kAutosaveSeconds = 10.0;
 
     // The last finished run, what Explain and Save Session work on.
     struct LastRun {

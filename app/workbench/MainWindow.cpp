@@ -201,6 +201,7 @@ void MainWindow::createMenus()
     connect(bundled, &QAction::triggered, this, [this] { openModel(bundledModelFolder()); });
     file->addSeparator();
     file->addAction(m_openSessionAction);
+    file->addAction(m_openAutosaveAction);
     file->addAction(m_saveSessionAction);
     file->addSeparator();
     file->addAction(m_exportReportAction);
@@ -660,7 +661,12 @@ void MainWindow::onModelLoaded(quint64 job, const ModelSummary& summary)
     updatePromptMode();
     if (m_promptIsSample || m_prompt->toPlainText().trimmed().isEmpty()) setSamplePrompt();
     m_runLabel->setText(tr("Press Generate (Ctrl+Return) to run the prompt."));
-    statusBar()->showMessage(tr("Loaded %1").arg(QDir::toNativeSeparators(summary.folder)), 5000);
+    if (QFileInfo::exists(m_settings->autosaveFile()))
+        statusBar()->showMessage(tr("Loaded %1 · the latest captured run is kept: File > Open Autosaved Run")
+                                     .arg(QDir::toNativeSeparators(summary.folder)),
+                                 10000);
+    else
+        statusBar()->showMessage(tr("Loaded %1").arg(QDir::toNativeSeparators(summary.folder)), 5000);
     setState(State::Ready);
     emit modelLoaded(summary.folder);
 }
@@ -762,6 +768,7 @@ bool MainWindow::startGeneration()
     job.settings = m_sampling->settings();
     job.capturePolicy = m_settings->capturePolicy();
     job.captureSelection = m_settings->captureSelection();
+    job.autosavePath = m_settings->autosaveFile();
     m_settings->setSampling(job.settings);
     launchGeneration(job);
     return true;
@@ -1028,6 +1035,9 @@ void MainWindow::createIrActions()
                                                           tr("SAGE session (*.sagetrace);;All files (*)"));
         if (!path.isEmpty()) openSession(path);
     });
+    m_openAutosaveAction = new QAction(tr("Open &Autosaved Run"), this);
+    m_openAutosaveAction->setToolTip(tr("The latest captured run, saved while it ran (also after a crash)"));
+    connect(m_openAutosaveAction, &QAction::triggered, this, [this] { openSession(m_settings->autosaveFile()); });
     for (QAction* a : {m_explainAction, m_exportReportAction, m_exportViewAction, m_copyViewAction, m_saveSessionAction,
                        m_openSessionAction})
         addAction(a);
@@ -1041,6 +1051,7 @@ void MainWindow::updateRunActions()
     m_explainAction->setEnabled(ready && hasRun);
     m_saveSessionAction->setEnabled(ready && hasRun && m_document->trace() != nullptr);
     m_openSessionAction->setEnabled(ready);
+    m_openAutosaveAction->setEnabled(ready && QFileInfo::exists(m_settings->autosaveFile()));
     m_exportReportAction->setEnabled(m_irReport != nullptr);
 }
 
@@ -1130,6 +1141,7 @@ bool MainWindow::branchFrom(qint64 position, int token)
     job.settings.maxTokens = std::max(1, m_document->stepCount() - generated - 1);
     job.capturePolicy = m_settings->capturePolicy();
     job.captureSelection = m_settings->captureSelection();
+    job.autosavePath = m_settings->autosaveFile();
     statusBar()->showMessage(tr("Branching at position %1 with token %2").arg(position).arg(token), 5000);
     launchGeneration(job);
     return true;

@@ -115,6 +115,7 @@ public:
     ModelSummaryPanel* modelSummaryPanel() const { return m_summaryPanel; }
     QAction* generateAction() const { return m_generateAction; }
     QAction* stopAction() const { return m_stopAction; }
+    QAction* openAutosaveAction() const { return m_openAutosaveAction; }
     AttentionHeatmapView* heatmapView() const { return m_heatmapView; }
     LoopComparisonView* loopComparisonView() const { return m_loopsView; }
     // True while a view builds its image or fetches an exact map (automation waits for it before a screenshot).
@@ -257,6 +258,7 @@ private:
     QAction* m_exportViewAction = nullptr;
     QAction* m_copyViewAction = nullptr;
     QAction* m_saveSessionAction = nullptr;
+    QAction* m_openAutosaveAction = nullptr;
     QAction* m_openSessionAction = nullptr;
     QMenu* m_recentMenu = nullptr;
     QMenu* m_viewMenu = nullptr;

@@ -2,6 +2,10 @@
 
 #include "engine/ir/IrConfig.h"
 
+#include <QDir>
+#include <QFileInfo>
+#include <QStandardPaths>
+
 #include <algorithm>
 #include <cmath>
 
@@ -10,8 +14,19 @@ namespace sage {
 WorkbenchSettings::WorkbenchSettings() : m_settings(std::make_unique<QSettings>()) {}
 
 WorkbenchSettings::WorkbenchSettings(const QString& iniFile)
-    : m_settings(std::make_unique<QSettings>(iniFile, QSettings::IniFormat))
+    : m_iniFile(iniFile), m_settings(std::make_unique<QSettings>(iniFile, QSettings::IniFormat))
 {
+}
+
+QString WorkbenchSettings::autosaveFile() const
+{
+    if (!m_iniFile.isEmpty()) {
+        const QFileInfo ini(m_iniFile);
+        return ini.absolutePath() + "/" + ini.completeBaseName() + ".autosave.sagetrace";
+    }
+    const QString dir = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
+    QDir().mkpath(dir);
+    return dir + "/autosave.sagetrace";
 }
 
 int WorkbenchSettings::threads() const

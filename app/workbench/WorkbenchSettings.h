@@ -48,6 +48,9 @@ public:
     // What new runs' capture is narrowed to (CaptureSelection; empty fields keep the policy's choice). The text
     // fields are kept as written (a run checks them against its model); the numbers are clamped to their ranges.
     CaptureSelection captureSelection() const;
+    // The session file the latest captured run is autosaved to while it runs (File > Open Autosaved Run):
+    // next to the INI file for a settings file, else in the application's data folder.
+    QString autosaveFile() const;
     static constexpr int64_t kMaxFullRowKeys = int64_t(1) << 30;
     void setCaptureSelection(const CaptureSelection& s);
 
@@ -76,6 +79,7 @@ public:
     static Theme themeFromName(const QString& name, Theme fallback = Theme::Light);
 
 private:
+    QString m_iniFile; // empty: the user's settings
     std::unique_ptr<QSettings> m_settings;
 };
 

@@ -59,6 +59,8 @@ struct GenerationJob {
     // by the selection (checked against the model when the run starts).
     QString capturePolicy = QStringLiteral("off");
     CaptureSelection captureSelection;
+    // Where a captured run is autosaved while it runs (a session file; empty: not autosaved).
+    QString autosavePath;
 };
 
 // The Inverse Reasoning settings of an Explain run (mirrors the main fields of sage::IrConfig; docs/ir.md).

@@ -5,6 +5,7 @@
 #include "app/workbench/PreferencesDialog.h"
 #include "app/workbench/SamplingPanel.h"
 #include "app/workbench/WorkbenchSettings.h"
+#include "engine/capture/SessionFile.h"
 #include "engine/capture/Trace.h"
 #include "engine/cpu/ThreadPool.h"
 #include "engine/io/SafeTensorsWriter.h"
@@ -25,6 +26,7 @@
 #include <QDialogButtonBox>
 #include <QDockWidget>
 #include <QDoubleSpinBox>
+#include <QFileInfo>
 #include <QImage>
 #include <QLabel>
 #include <QLineEdit>
@@ -645,6 +647,46 @@ private slots:
         QVERIFY2(failed.at(0).at(0).toString().contains("layers: 9 is not a layer (this model has layers 0-3)"),
                  qPrintable(failed.at(0).at(0).toString()));
         QCOMPARE(w.state(), MainWindow::State::Ready);
+    }
+
+    void capturedRunsAreAutosaved()
+    {
+        // A captured run is saved while it runs (and in full when it ends) to the settings' autosave file, which
+        // File > Open Autosaved Run opens: the same positions, tokens and policy.
+        WorkbenchSettings settings(m_tmp.filePath("autosave.ini"));
+        const QString file = settings.autosaveFile();
+        QCOMPARE(file, m_tmp.filePath("autosave.autosave.sagetrace"));
+        QFile::remove(file);
+        MainWindow w(&settings);
+        w.setPersistState(false);
+        w.show();
+        w.openModel(MainWindow::bundledModelFolder());
+        waitForState(w, MainWindow::State::Ready);
+        QVERIFY(!w.openAutosaveAction()->isEnabled()); // nothing autosaved yet
+        w.setPromptText("def add(a, b):");
+        GenerationSettings gs;
+        gs.maxTokens = 12;
+        w.samplingPanel()->setSettings(gs);
+        QSignalSpy finished(&w, &MainWindow::generationFinished);
+        QVERIFY(w.startGeneration());
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+        const std::shared_ptr<const Trace> trace = w.document()->trace();
+        QVERIFY(trace);
+        QVERIFY(QFileInfo::exists(file));
+        Trace saved;
+        const SessionMeta meta = SessionFile::open(file.toStdString(), saved);
+        QCOMPARE(saved.size(), trace->size());
+        QCOMPARE(saved.tokens(), trace->tokens());
+        QCOMPARE(meta.policy, std::string("standard"));
+        QCOMPARE(meta.maxNewTokens, int64_t(12));
+        QTRY_VERIFY(w.openAutosaveAction()->isEnabled());
+
+        QSignalSpy opened(&w, &MainWindow::sessionOpened);
+        w.openAutosaveAction()->trigger();
+        QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, 30000);
+        QVERIFY(w.document()->trace());
+        QCOMPARE(w.document()->trace()->size(), trace->size());
+        QCOMPARE(w.document()->trace()->tokens(), trace->tokens());
     }
 
     void screenshotAutomationWritesAPng()

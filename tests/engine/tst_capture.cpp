@@ -13,6 +13,7 @@
 #include "engine/capture/CaptureGeneration.h"
 #include "engine/capture/CapturePolicy.h"
 #include "engine/capture/NpyFile.h"
+#include "engine/capture/SessionFile.h"
 #include "engine/capture/Trace.h"
 #include "engine/capture/TraceExport.h"
 #include "engine/capture/TraceRecorder.h"
@@ -22,8 +23,10 @@
 #include "engine/model/Model.h"
 #include "engine/runtime/InferenceSession.h"
 
+#include <QElapsedTimer>
 #include <QProcess>
 #include <QTemporaryDir>
+#include <QThread>
 #include <QtTest>
 
 #include <atomic>
@@ -938,6 +941,31 @@ private slots:
         QCOMPARE(bad.exitCode(), 1);
         QVERIFY(bad.readAllStandardError().contains("layers: 3 is not a layer (this model has layers 0-2)"));
         QVERIFY(!QFile::exists(dir.path() + "/bad"));
+    }
+
+    // sage-cli capture --out FILE.sagetrace saves the session while the run goes on: killed (SIGKILL) after the
+    // first autosave, the file opens and holds at least the 256 steps that triggered it.
+    void cliAutosavesSessions()
+    {
+        QTemporaryDir dir;
+        const QString file = dir.path() + "/run.sagetrace";
+        QProcess p;
+        p.start(QStringLiteral(SAGE_CLI_PATH),
+                {"capture", "--model", QStringLiteral(SAGE_SOURCE_DIR) + "/resources/models/sage-mini-coder",
+                 "--tokens", "1,5,9", "--max-tokens", "2000", "--policy", "summary", "--threads", "1", "--out", file});
+        QVERIFY(p.waitForStarted());
+        QElapsedTimer t;
+        t.start();
+        while (!QFile::exists(file) && p.state() == QProcess::Running && t.elapsed() < 120000) QThread::msleep(2);
+        p.kill();
+        p.waitForFinished(30000);
+        QVERIFY2(QFile::exists(file), qPrintable(p.readAllStandardError()));
+        Trace trace;
+        const SessionMeta meta = SessionFile::open(file.toStdString(), trace);
+        QVERIFY2(trace.size() >= 256, qPrintable(QString::number(trace.size())));
+        QCOMPARE(meta.maxNewTokens, int64_t(2000));
+        QCOMPARE(meta.policy, std::string("summary"));
+        QCOMPARE(trace.tokens()[0], 1);
     }
 };
 

@@ -3,6 +3,9 @@
 #include "engine/capture/Trace.h"
 #include "engine/core/SageError.h"
 
+#include <exception>
+#include <new>
+
 namespace sage {
 
 Autosaver::Autosaver(std::filesystem::path path, SessionMeta meta, Trace& trace, int64_t everySteps,
@@ -45,6 +48,11 @@ void Autosaver::saveLocked()
         m_error.clear();
     } catch (const SageError& e) {
         m_error = e.what();
+    } catch (const std::bad_alloc&) {
+        // Never out of a listener or the destructor: generation goes on, and the error is reported.
+        m_error = m_path.string() + ": out of memory while autosaving; save the session once memory is free";
+    } catch (const std::exception& e) {
+        m_error = m_path.string() + ": autosave failed (" + e.what() + ")";
     }
     m_lastSave = std::chrono::steady_clock::now();
 }

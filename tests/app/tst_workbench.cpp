@@ -103,6 +103,23 @@ void waitForState(MainWindow& w, MainWindow::State s, int timeoutMs = 30000)
     QTRY_COMPARE_WITH_TIMEOUT(w.state(), s, timeoutMs);
 }
 
+// Shows w on the bundled model and generates `tokens` tokens (greedy) from a short prompt; returns when the run
+// finished (callers check QTest::currentTestFailed()).
+void generateOnBundled(MainWindow& w, int tokens)
+{
+    w.setPersistState(false);
+    w.show();
+    w.openModel(MainWindow::bundledModelFolder());
+    waitForState(w, MainWindow::State::Ready);
+    w.setPromptText("def add(a, b):");
+    GenerationSettings gs;
+    gs.maxTokens = tokens;
+    w.samplingPanel()->setSettings(gs);
+    QSignalSpy finished(&w, &MainWindow::generationFinished);
+    QVERIFY(w.startGeneration());
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+}
+
 } // namespace
 
 class TestWorkbench : public QObject
@@ -611,18 +628,9 @@ private slots:
         sel.heads = "0-1";
         settings.setCaptureSelection(sel);
         MainWindow w(&settings);
-        w.setPersistState(false);
-        w.show();
-        w.openModel(MainWindow::bundledModelFolder());
-        waitForState(w, MainWindow::State::Ready);
-        w.setPromptText("def add(a, b):");
-        GenerationSettings gs;
-        gs.maxTokens = 6;
-        w.samplingPanel()->setSettings(gs);
-        QSignalSpy finished(&w, &MainWindow::generationFinished);
         QSignalSpy failed(&w, &MainWindow::generationFailed);
-        QVERIFY(w.startGeneration());
-        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+        generateOnBundled(w, 6);
+        QVERIFY(!QTest::currentTestFailed());
         const std::shared_ptr<const Trace> trace = w.document()->trace();
         QVERIFY(trace);
         QCOMPARE(trace->info().policy, std::string("standard (layers 1; heads 0-1)"));
@@ -658,18 +666,9 @@ private slots:
         QCOMPARE(file, m_tmp.filePath("autosave.autosave.sagetrace"));
         QFile::remove(file);
         MainWindow w(&settings);
-        w.setPersistState(false);
-        w.show();
-        w.openModel(MainWindow::bundledModelFolder());
-        waitForState(w, MainWindow::State::Ready);
-        QVERIFY(!w.openAutosaveAction()->isEnabled()); // nothing autosaved yet
-        w.setPromptText("def add(a, b):");
-        GenerationSettings gs;
-        gs.maxTokens = 12;
-        w.samplingPanel()->setSettings(gs);
-        QSignalSpy finished(&w, &MainWindow::generationFinished);
-        QVERIFY(w.startGeneration());
-        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+        QVERIFY(!QFileInfo::exists(file)); // nothing autosaved yet
+        generateOnBundled(w, 12);
+        QVERIFY(!QTest::currentTestFailed());
         const std::shared_ptr<const Trace> trace = w.document()->trace();
         QVERIFY(trace);
         QVERIFY(QFileInfo::exists(file));

@@ -73,6 +73,17 @@ void runCaptured(const Model& m, cpu::ThreadPool& pool, TraceRecorder& rec, cons
     rec.flush();
 }
 
+// Runs sage-cli with `args` and checks that it fails (exit 1) with `message` on stderr.
+void cliFails(const QStringList& args, const QString& message)
+{
+    QProcess p;
+    p.start(QStringLiteral(SAGE_CLI_PATH), args);
+    QVERIFY(p.waitForFinished(120000));
+    QCOMPARE(p.exitCode(), 1);
+    const QByteArray err = p.readAllStandardError();
+    QVERIFY2(err.contains(message.toUtf8()), err.constData());
+}
+
 void compareExport(const QString& caseName, const QString& exportDir, const QString& label)
 {
     const QString gdir = captureRoot() + "/" + caseName;
@@ -751,12 +762,8 @@ private slots:
         QCOMPARE(csv.readAll().count('\n'),
                  qsizetype(1 + 7 * 2 * 2 * 2)); // 7 positions x 2 loops x 2 MoE layers x top-2
 
-        QProcess bad;
-        bad.start(QStringLiteral(SAGE_CLI_PATH),
-                  {"capture", "--model", g.dir, "--tokens", "1,2", "--policy", "huge", "--out", dir.path() + "/x"});
-        QVERIFY(bad.waitForFinished(120000));
-        QCOMPARE(bad.exitCode(), 1);
-        QVERIFY(bad.readAllStandardError().contains("use summary, standard or full"));
+        cliFails({"capture", "--model", g.dir, "--tokens", "1,2", "--policy", "huge", "--out", dir.path() + "/x"},
+                 "use summary, standard or full");
     }
 
     // Selections given as text (sage-cli's options, the workbench's preferences): index lists, stream and
@@ -934,12 +941,8 @@ private slots:
                 }
         }
 
-        QProcess bad;
-        bad.start(QStringLiteral(SAGE_CLI_PATH),
-                  {"capture", "--model", g.dir, "--tokens", "1,2", "--layers", "3", "--out", dir.path() + "/bad"});
-        QVERIFY(bad.waitForFinished(120000));
-        QCOMPARE(bad.exitCode(), 1);
-        QVERIFY(bad.readAllStandardError().contains("layers: 3 is not a layer (this model has layers 0-2)"));
+        cliFails({"capture", "--model", g.dir, "--tokens", "1,2", "--layers", "3", "--out", dir.path() + "/bad"},
+                 "layers: 3 is not a layer (this model has layers 0-2)");
         QVERIFY(!QFile::exists(dir.path() + "/bad"));
     }
 

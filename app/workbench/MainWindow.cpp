@@ -607,6 +607,8 @@ void MainWindow::openModelDialog()
 void MainWindow::showPreferences()
 {
     PreferencesDialog dialog(*m_settings, this);
+    if (m_summary.layers > 0)
+        dialog.setModelShape(m_summary.layers, m_summary.heads, m_summary.loops, QDir(m_summary.folder).dirName());
     if (dialog.exec() != QDialog::Accepted) return;
     dialog.store(*m_settings);
     ThemeManager::apply(dialog.theme());

@@ -186,19 +186,32 @@ CaptureSelection PreferencesDialog::captureSelection() const
     return s;
 }
 
+void PreferencesDialog::setModelShape(int layers, int heads, int loops, const QString& name)
+{
+    m_modelLayers = layers;
+    m_modelHeads = heads;
+    m_modelLoops = loops;
+    m_modelName = name;
+    checkSelection();
+}
+
 QString PreferencesDialog::captureSelectionError() const
 {
-    // The form alone: a model as large as any, so that only malformed text (and selections that are empty on
-    // every model, such as the local stream of loop 1 alone) are errors here.
-    ModelConfig any;
-    any.numHiddenLayers = 1 << 16;
-    any.numAttentionHeads = 1 << 16;
-    any.loopNum = 1 << 16;
+    // Against the loaded model; without one, against a model as large as any, so that only malformed text (and
+    // selections that are empty on every model, such as the local stream of loop 1 alone) are errors.
+    const bool model = m_modelLayers > 0 && m_modelHeads > 0 && m_modelLoops > 0;
+    ModelConfig shape;
+    shape.numHiddenLayers = model ? m_modelLayers : 1 << 16;
+    shape.numAttentionHeads = model ? m_modelHeads : 1 << 16;
+    shape.loopNum = model ? m_modelLoops : 1 << 16;
     CapturePolicy p;
     try {
-        applySelection(p, captureSelection(), any);
+        applySelection(p, captureSelection(), shape);
     } catch (const SageError& e) {
-        return QString::fromStdString(e.what());
+        const QString message = QString::fromStdString(e.what());
+        return model && !m_modelName.isEmpty()
+                   ? tr("%1 — checked against the loaded model, %2").arg(message, m_modelName)
+                   : message;
     }
     return {};
 }

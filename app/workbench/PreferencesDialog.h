@@ -28,8 +28,10 @@ public:
     bool reopenLastModel() const;
     QString capturePolicy() const;
     CaptureSelection captureSelection() const;
-    // Why the capture selection cannot be used (empty when it can); OK is disabled meanwhile. Only the form is
-    // checked here: numbers against the model are checked when a run starts.
+    // The loaded model's shape, so that the capture selection is checked against it (without one, only the
+    // form is checked here; a run checks its model again when it starts).
+    void setModelShape(int layers, int heads, int loops, const QString& name);
+    // Why the capture selection cannot be used (empty when it can); OK is disabled meanwhile.
     QString captureSelectionError() const;
     ExplainSettings explain() const;
     // Writes the dialog's values into settings.
@@ -49,6 +51,8 @@ private:
     QSpinBox* m_fullRowMaxKeys = nullptr;
     QLabel* m_selectionError = nullptr;
     QPushButton* m_ok = nullptr;
+    int m_modelLayers = 0, m_modelHeads = 0, m_modelLoops = 0; // the loaded model's shape; 0: none given
+    QString m_modelName;
     void checkSelection();
     QDoubleSpinBox* m_entropy = nullptr;
     QDoubleSpinBox* m_margin = nullptr;

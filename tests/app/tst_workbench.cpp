@@ -578,6 +578,15 @@ private slots:
             layers->setText("1, 3");
             QVERIFY(ok->isEnabled());
             QVERIFY(error->text().isEmpty());
+            // Without a model only the form is checked; with the loaded model's shape, its numbers too.
+            layers->setText("7");
+            QVERIFY(ok->isEnabled());
+            dialog.setModelShape(4, 8, 2, "sage-mini-coder");
+            QVERIFY(!ok->isEnabled());
+            QCOMPARE(error->text(), QStringLiteral("layers: 7 is not a layer (this model has layers 0-3) — checked "
+                                                   "against the loaded model, sage-mini-coder"));
+            layers->setText("1, 3");
+            QVERIFY(ok->isEnabled());
             dialog.findChild<QLineEdit*>("captureLoops")->setText("1");
             auto* streams = dialog.findChild<QComboBox*>("captureStreams");
             streams->setCurrentIndex(streams->findData("local"));

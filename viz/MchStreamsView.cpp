@@ -193,7 +193,7 @@ bool MchStreamsView::isCaptured(int loop, int layer) const
 {
     if (!m_feed || m_feed->stepCount() == 0) return true;
     const LayerRecord* r = m_feed->step(0).layer(loop, layer);
-    return r && !r->gate.empty();
+    return r && (!r->gate.empty() || !r->divergence.empty()); // what the two charts show
 }
 
 void MchStreamsView::checkCapturedLayers()

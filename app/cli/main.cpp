@@ -387,11 +387,10 @@ int cmdCapture(const CliOptions& o)
     std::string budgetSource;
     if (!o.has("budget")) {
         // Without an explicit budget, the trace must fit into the memory left after the weights.
-        if (const auto avail = availableMemory()) {
-            const uint64_t weights = model->weightBytes();
-            budget = std::max<uint64_t>(1, avail->bytes > weights ? avail->bytes - weights : 0);
+        if (const auto left = memoryLeftAfter(model->weightBytes())) {
+            budget = left->bytes;
             budgetSource =
-                " (without --budget, the budget is the memory available after the weights: " + avail->source + ")";
+                " (without --budget, the budget is the memory available after the weights: " + left->source + ")";
         }
     }
     policy.setMemoryBudget(budget);
@@ -405,7 +404,7 @@ int cmdCapture(const CliOptions& o)
     InferenceSession session(*model, pool);
     Trace trace;
     TraceRecorder recorder(*model, policy, trace, &pool);
-    // A session file is autosaved while the run goes on (every kAutosaveSteps steps or kAutosaveSeconds), so a
+    // A session file is autosaved while the run goes on (Autosaver's default schedule), so a
     // crash or a kill keeps what was captured up to then; the last save below writes the whole run.
     const bool sessionOut = out->size() > 10 && out->ends_with(".sagetrace");
     std::unique_ptr<Autosaver> autosaver;
@@ -418,9 +417,7 @@ int cmdCapture(const CliOptions& o)
         meta.sampling = req.sampling;
         meta.maxNewTokens = req.maxNewTokens;
         meta.policy = policy.name();
-        constexpr int64_t kAutosaveSteps = 256;
-        constexpr double kAutosaveSeconds = 10.0;
-        autosaver = std::make_unique<Autosaver>(*out, std::move(meta), trace, kAutosaveSteps, kAutosaveSeconds);
+        autosaver = std::make_unique<Autosaver>(*out, std::move(meta), trace);
     }
     std::signal(SIGINT, onInterrupt);
     if (req.maxNewTokens > 0) {

@@ -225,10 +225,7 @@ void EngineWorker::generate(quint64 job, const GenerationJob& request)
             }
             // As sage-cli capture: the trace must fit into the memory left after the weights, checked before the
             // run rather than found out in the middle of it.
-            if (const auto avail = availableMemory()) {
-                const uint64_t weights = m_model->weightBytes();
-                policy.setMemoryBudget(std::max<uint64_t>(1, avail->bytes > weights ? avail->bytes - weights : 0));
-            }
+            if (const auto left = memoryLeftAfter(m_model->weightBytes())) policy.setMemoryBudget(left->bytes);
             policy.checkBudget(config, int64_t(req.prompt.size()) + req.maxNewTokens + 1);
             capturePolicyName = policy.name();
             trace = std::make_shared<Trace>();
@@ -236,12 +233,11 @@ void EngineWorker::generate(quint64 job, const GenerationJob& request)
             emit traceStarted(job, trace);
             if (!request.autosavePath.isEmpty()) {
                 // Saved through the atomic path while the run grows, and once more when it ends, so a crash
-                // (of the workbench or the machine) loses at most the last kAutosaveSteps steps or seconds.
+                // (of the workbench or the machine) loses at most Autosaver's default steps or seconds.
                 SessionMeta meta =
                     runMeta(req.prompt, request.useTokenIds ? std::string() : request.promptText.toStdString(),
                             req.sampling, req.maxNewTokens, capturePolicyName);
-                autosaver = std::make_unique<Autosaver>(toPath(request.autosavePath), std::move(meta), *trace,
-                                                        kAutosaveSteps, kAutosaveSeconds);
+                autosaver = std::make_unique<Autosaver>(toPath(request.autosavePath), std::move(meta), *trace);
             }
         }
 

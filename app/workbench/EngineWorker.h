@@ -96,9 +96,6 @@ private:
     // The metadata of a session file of the loaded model's run.
     SessionMeta runMeta(const std::vector<int32_t>& prompt, const std::string& promptText,
                         const SamplingParams& sampling, int64_t maxNewTokens, const std::string& policy) const;
-    // Autosave of a captured run: every this many steps or seconds, whichever comes first.
-    static constexpr int64_t kAutosaveSteps = 256;
-    static constexpr double kAutosaveSeconds = 10.0;
 
     // The last finished run, what Explain and Save Session work on.
     struct LastRun {

@@ -17,7 +17,12 @@ class Trace;
 class Autosaver
 {
 public:
-    Autosaver(std::filesystem::path path, SessionMeta meta, Trace& trace, int64_t everySteps, double everySeconds);
+    // The schedule sage-cli capture and the workbench use: a crash loses at most this many steps or seconds.
+    static constexpr int64_t kDefaultEverySteps = 256;
+    static constexpr double kDefaultEverySeconds = 10.0;
+
+    Autosaver(std::filesystem::path path, SessionMeta meta, Trace& trace, int64_t everySteps = kDefaultEverySteps,
+              double everySeconds = kDefaultEverySeconds);
     ~Autosaver();
     Autosaver(const Autosaver&) = delete;
     Autosaver& operator=(const Autosaver&) = delete;

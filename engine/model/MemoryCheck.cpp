@@ -1,5 +1,6 @@
 #include "engine/model/MemoryCheck.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +29,13 @@ std::optional<uint64_t> readFirstNumber(const char* path)
 }
 
 } // namespace
+
+std::optional<AvailableMemory> memoryLeftAfter(uint64_t usedBytes)
+{
+    std::optional<AvailableMemory> m = availableMemory();
+    if (m) m->bytes = std::max<uint64_t>(1, m->bytes > usedBytes ? m->bytes - usedBytes : 0);
+    return m;
+}
 
 std::optional<AvailableMemory> availableMemory()
 {

@@ -16,6 +16,9 @@ struct AvailableMemory {
 };
 // nullopt when nothing can be read (not Linux): callers then skip their check.
 std::optional<AvailableMemory> availableMemory();
+// What is left of availableMemory() once `usedBytes` (e.g. a model's mapped weights) are in memory: at least 1
+// byte, so that a budget derived from it refuses everything rather than meaning "no budget". nullopt as above.
+std::optional<AvailableMemory> memoryLeftAfter(uint64_t usedBytes);
 
 // "1.50 GiB"
 std::string formatByteSize(double bytes);

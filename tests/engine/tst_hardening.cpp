@@ -423,6 +423,11 @@ private slots:
         }
         const ScopedEnv env("SAGE_AVAILABLE_MEMORY", QByteArray::number(qulonglong(weights)));
         QVERIFY(Model::load(dir) != nullptr); // exactly enough is enough
+        // What is left for a capture's trace: the rest, or 1 byte when nothing is (a budget, never "none").
+        QCOMPARE(memoryLeftAfter(weights - 10)->bytes, uint64_t(10));
+        QCOMPARE(memoryLeftAfter(weights)->bytes, uint64_t(1));
+        QCOMPARE(memoryLeftAfter(weights + 10)->bytes, uint64_t(1));
+        QCOMPARE(memoryLeftAfter(0)->source, std::string("SAGE_AVAILABLE_MEMORY"));
     }
 
     void cliRefusesModelLargerThanMemory()
